@@ -1,0 +1,1 @@
+//! Compiled configuration (filled in next).
