@@ -1,0 +1,1 @@
+//! ferry-webhook (in progress).
