@@ -77,7 +77,11 @@ impl PodSettings {
 
 /// Joins ports as the proxy's flags and env vars expect them: `22,8080`.
 pub(crate) fn join_ports(ports: &[u16]) -> String {
-    ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",")
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Parses a comma list of ports (`22, 8080`), sorted and without duplicates.
@@ -89,7 +93,13 @@ fn ports(annotations: &BTreeMap<String, String>, key: &str) -> Result<Vec<u16>, 
     for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match item.parse::<u16>() {
             Ok(port) if port > 0 => ports.push(port),
-            _ => return Err(invalid(key, value, "expected a comma list of ports 1-65535")),
+            _ => {
+                return Err(invalid(
+                    key,
+                    value,
+                    "expected a comma list of ports 1-65535",
+                ));
+            }
         }
     }
     ports.sort_unstable();
@@ -118,7 +128,11 @@ fn parse_quantity(key: &str, value: &str) -> Result<String, InjectError> {
     if number_ok && suffix_ok {
         Ok(value.to_owned())
     } else {
-        Err(invalid(key, value, "expected a Kubernetes quantity such as 100m or 64Mi"))
+        Err(invalid(
+            key,
+            value,
+            "expected a Kubernetes quantity such as 100m or 64Mi",
+        ))
     }
 }
 
@@ -135,7 +149,10 @@ mod tests {
     use super::*;
 
     fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -154,8 +171,11 @@ mod tests {
             (PROXY_MEMORY_REQUEST, "64MB"),
             (PROXY_LOG_LEVEL, " "),
         ] {
-            let err = PodSettings::from_annotations(&annotations(&[(key, value)]), &InjectConfig::new("v1"))
-                .unwrap_err();
+            let err = PodSettings::from_annotations(
+                &annotations(&[(key, value)]),
+                &InjectConfig::new("v1"),
+            )
+            .unwrap_err();
             assert!(err.to_string().contains(key), "{err}");
         }
     }

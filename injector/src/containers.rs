@@ -173,7 +173,11 @@ pub(crate) fn volumes() -> Vec<Volume> {
     ]
 }
 
-fn proxy_env(config: &InjectConfig, settings: &PodSettings, app_probes: Option<String>) -> Vec<EnvVar> {
+fn proxy_env(
+    config: &InjectConfig,
+    settings: &PodSettings,
+    app_probes: Option<String>,
+) -> Vec<EnvVar> {
     let mut env = vec![
         field_env("FERRY_POD_NAME", "metadata.name"),
         field_env("FERRY_POD_NAMESPACE", "metadata.namespace"),
@@ -191,7 +195,10 @@ fn proxy_env(config: &InjectConfig, settings: &PodSettings, app_probes: Option<S
         value_env("FERRY_TRUST_ANCHORS", &format!("{TRUST_DIR}/ca.pem")),
     ]);
     if !settings.opaque.is_empty() {
-        env.push(value_env("FERRY_OPAQUE_PORTS", &join_ports(&settings.opaque)));
+        env.push(value_env(
+            "FERRY_OPAQUE_PORTS",
+            &join_ports(&settings.opaque),
+        ));
     }
     env.extend([
         value_env("FERRY_INBOUND_PORT", &INBOUND_PORT.to_string()),

@@ -61,17 +61,28 @@ pub fn inject(pod: &Pod, config: &InjectConfig) -> Result<Injection, InjectError
     // before the classic sidecar is inserted at index 0.
     let (rewrites, originals) = probes::rewrite(&spec.containers, &settings.skip_inbound);
     for rewrite in &rewrites {
-        let path = format!("/spec/containers/{}/{}", rewrite.container, rewrite.kind.field());
+        let path = format!(
+            "/spec/containers/{}/{}",
+            rewrite.container,
+            rewrite.kind.field()
+        );
         ops.push(op("replace", &path, to_value(&rewrite.probe, "probe")?));
     }
-    let app_probes = match originals.is_empty() {
-        true => None,
-        false => Some(serde_json::to_string(&originals).map_err(|source| {
-            InjectError::Serialize { what: "app probes", source }
-        })?),
-    };
+    let app_probes =
+        match originals.is_empty() {
+            true => None,
+            false => Some(serde_json::to_string(&originals).map_err(|source| {
+                InjectError::Serialize {
+                    what: "app probes",
+                    source,
+                }
+            })?),
+        };
 
-    let init = to_value(&containers::init_container(config, &settings), "init container")?;
+    let init = to_value(
+        &containers::init_container(config, &settings),
+        "init container",
+    )?;
     let proxy = to_value(
         &containers::proxy_container(config, &settings, app_probes),
         "proxy container",
@@ -84,7 +95,11 @@ pub fn inject(pod: &Pod, config: &InjectConfig) -> Result<Injection, InjectError
         ops.push(op("add", "/spec/initContainers", Value::Array(first_inits)));
     } else {
         for (index, container) in first_inits.into_iter().enumerate() {
-            ops.push(op("add", &format!("/spec/initContainers/{index}"), container));
+            ops.push(op(
+                "add",
+                &format!("/spec/initContainers/{index}"),
+                container,
+            ));
         }
     }
     if config.sidecar_mode == SidecarMode::Classic {
@@ -113,8 +128,11 @@ pub fn inject(pod: &Pod, config: &InjectConfig) -> Result<Injection, InjectError
             json!(config.version),
         )),
     }
-    let patch = serde_json::from_value(Value::Array(ops))
-        .map_err(|source| InjectError::Serialize { what: "patch", source })?;
+    let patch =
+        serde_json::from_value(Value::Array(ops)).map_err(|source| InjectError::Serialize {
+            what: "patch",
+            source,
+        })?;
     Ok(Injection::Patch(patch))
 }
 
@@ -132,7 +150,10 @@ pub fn skip_reason(pod: &Pod) -> Option<SkipReason> {
     if annotation(annotations::INJECTED).is_some() || has_ferry_container {
         return Some(SkipReason::AlreadyInjected);
     }
-    let part_of = meta.labels.as_ref().and_then(|l| l.get(annotations::PART_OF_LABEL));
+    let part_of = meta
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(annotations::PART_OF_LABEL));
     if part_of.is_some_and(|v| v == "ferry") {
         return Some(SkipReason::FerryComponent);
     }

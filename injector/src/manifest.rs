@@ -14,20 +14,27 @@ use crate::inject::{Injection, inject};
 /// Unlike the webhook, there is no namespace label to consult: every pod not
 /// opted out is injected.
 pub fn inject_manifests(yaml: &str, config: &InjectConfig) -> Result<String, InjectError> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(yaml)
-        .map_err(|source| InjectError::ParseManifest { source: Box::new(source) })?;
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(yaml).map_err(|source| InjectError::ParseManifest {
+            source: Box::new(source),
+        })?;
     let mut out = Vec::with_capacity(docs.len());
     for mut doc in docs.into_iter().filter(|d| !d.is_null()) {
         inject_object(&mut doc, config)?;
         out.push(doc);
     }
-    serde_saphyr::to_string_multiple(&out)
-        .map_err(|source| InjectError::WriteManifest { source: Box::new(source) })
+    serde_saphyr::to_string_multiple(&out).map_err(|source| InjectError::WriteManifest {
+        source: Box::new(source),
+    })
 }
 
 /// Injects one object in place, recursing into `List`s.
 pub fn inject_object(object: &mut Value, config: &InjectConfig) -> Result<(), InjectError> {
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let name = object
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -37,7 +44,11 @@ pub fn inject_object(object: &mut Value, config: &InjectConfig) -> Result<(), In
         "Pod" => {
             return inject_pod(object, config, &kind, &name);
         }
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job"
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "Job"
         | "ReplicationController" => "/spec/template",
         "CronJob" => "/spec/jobTemplate/spec/template",
         kind if kind == "List" || kind.ends_with("List") => {
@@ -57,13 +68,24 @@ pub fn inject_object(object: &mut Value, config: &InjectConfig) -> Result<(), In
 }
 
 /// Injects a Pod or a pod template (both are `{metadata, spec}`).
-fn inject_pod(pod: &mut Value, config: &InjectConfig, kind: &str, name: &str) -> Result<(), InjectError> {
+fn inject_pod(
+    pod: &mut Value,
+    config: &InjectConfig,
+    kind: &str,
+    name: &str,
+) -> Result<(), InjectError> {
     let Some(object) = pod.as_object_mut() else {
         return Ok(());
     };
-    object.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
+    object
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
     let typed: Pod = serde_json::from_value(Value::Object(object.clone())).map_err(|source| {
-        InjectError::DecodeTemplate { kind: kind.to_owned(), name: name.to_owned(), source }
+        InjectError::DecodeTemplate {
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            source,
+        }
     })?;
     if let Injection::Patch(patch) = inject(&typed, config)? {
         json_patch::patch(pod, &patch).map_err(|source| InjectError::ApplyPatch {

@@ -97,12 +97,18 @@ pub(crate) fn rewrite(
     let mut originals = BTreeMap::new();
     for (index, container) in containers.iter().enumerate() {
         for kind in ProbeKind::ALL {
-            let Some(probe) = kind.get(container) else { continue };
-            let Some(http) = &probe.http_get else { continue };
+            let Some(probe) = kind.get(container) else {
+                continue;
+            };
+            let Some(http) = &probe.http_get else {
+                continue;
+            };
             if http.host.is_some() {
                 continue;
             }
-            let Some(port) = resolve_port(container, &http.port) else { continue };
+            let Some(port) = resolve_port(container, &http.port) else {
+                continue;
+            };
             if skip_inbound.contains(&port) || port == ADMIN_PORT {
                 continue;
             }
@@ -111,13 +117,24 @@ pub(crate) fn rewrite(
                 path.clone(),
                 AppProbe {
                     port,
-                    path: http.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".to_owned()),
-                    scheme: http.scheme.clone().unwrap_or_else(|| "HTTP".to_owned()).to_uppercase(),
+                    path: http
+                        .path
+                        .clone()
+                        .filter(|p| !p.is_empty())
+                        .unwrap_or_else(|| "/".to_owned()),
+                    scheme: http
+                        .scheme
+                        .clone()
+                        .unwrap_or_else(|| "HTTP".to_owned())
+                        .to_uppercase(),
                     http_headers: http
                         .http_headers
                         .iter()
                         .flatten()
-                        .map(|h| AppProbeHeader { name: h.name.clone(), value: h.value.clone() })
+                        .map(|h| AppProbeHeader {
+                            name: h.name.clone(),
+                            value: h.value.clone(),
+                        })
                         .collect(),
                 },
             );
@@ -131,7 +148,11 @@ pub(crate) fn rewrite(
                 }),
                 ..probe.clone()
             };
-            rewrites.push(ProbeRewrite { container: index, kind, probe });
+            rewrites.push(ProbeRewrite {
+                container: index,
+                kind,
+                probe,
+            });
         }
     }
     (rewrites, originals)
@@ -142,12 +163,14 @@ fn resolve_port(container: &Container, port: &IntOrString) -> Option<u16> {
         IntOrString::Int(n) => *n,
         IntOrString::String(name) => match name.parse::<i32>() {
             Ok(n) => n,
-            Err(_) => container
-                .ports
-                .iter()
-                .flatten()
-                .find(|p| p.name.as_deref() == Some(name.as_str()))?
-                .container_port,
+            Err(_) => {
+                container
+                    .ports
+                    .iter()
+                    .flatten()
+                    .find(|p| p.name.as_deref() == Some(name.as_str()))?
+                    .container_port
+            }
         },
     };
     u16::try_from(number).ok().filter(|p| *p > 0)

@@ -39,8 +39,12 @@ fn check(path: &Path, actual: &str) -> Result<()> {
         std::fs::write(path, actual).with_context(|| format!("writing {}", path.display()))?;
         return Ok(());
     }
-    let expected = std::fs::read_to_string(path)
-        .with_context(|| format!("reading {} (FERRY_UPDATE_GOLDEN=1 writes it)", path.display()))?;
+    let expected = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading {} (FERRY_UPDATE_GOLDEN=1 writes it)",
+            path.display()
+        )
+    })?;
     if expected != actual {
         bail!(
             "{} differs (FERRY_UPDATE_GOLDEN=1 to accept):\n--- expected\n{expected}\n--- actual\n{actual}",
@@ -51,7 +55,10 @@ fn check(path: &Path, actual: &str) -> Result<()> {
 }
 
 fn run_case(pod_path: &Path) -> Result<()> {
-    let file = pod_path.file_name().and_then(|n| n.to_str()).context("file name")?;
+    let file = pod_path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("file name")?;
     let case = file.trim_end_matches(".pod.yaml");
     let yaml = std::fs::read_to_string(pod_path)?;
     let pod: Pod = serde_saphyr::from_str(&yaml).with_context(|| format!("parsing {file}"))?;
@@ -69,7 +76,10 @@ fn run_case(pod_path: &Path) -> Result<()> {
         json_patch::patch(&mut value, &patch).with_context(|| format!("applying {case}"))?;
         let injected: Pod = serde_json::from_value(value)?;
         let again = inject(&injected, &config)?;
-        assert!(matches!(again, Injection::Skip(_)), "{case}: injecting twice changed the pod");
+        assert!(
+            matches!(again, Injection::Skip(_)),
+            "{case}: injecting twice changed the pod"
+        );
     }
     Ok(())
 }

@@ -1,0 +1,121 @@
+//! The MutatingWebhookConfiguration the webhook owns, applied with
+//! server-side apply so its `caBundle` always matches the serving
+//! certificate, and the server-version probe that picks the sidecar mode.
+
+use std::collections::BTreeMap;
+
+use ferry_injector::{PART_OF_LABEL, SidecarMode};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
+    WebhookClientConfig,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams};
+
+use crate::WebhookError;
+use crate::config::WebhookArgs;
+
+/// Field manager of the webhook's writes.
+pub const FIELD_MANAGER: &str = "ferry-webhook";
+/// Name of the single webhook in the configuration.
+pub const WEBHOOK_NAME: &str = "inject.ferry.dev";
+/// Path the apiserver posts AdmissionReviews to.
+pub const INJECT_PATH: &str = "/inject";
+/// Namespace label that turns injection on.
+pub const NAMESPACE_LABEL: &str = "ferry.dev/inject";
+
+/// The configuration for `args`, trusting `ca_pem`.
+pub fn webhook_configuration(args: &WebhookArgs, ca_pem: &str) -> MutatingWebhookConfiguration {
+    let client_config = WebhookClientConfig {
+        ca_bundle: Some(ByteString(ca_pem.as_bytes().to_vec())),
+        service: args.url.is_none().then(|| ServiceReference {
+            name: args.service.clone(),
+            namespace: args.namespace.clone(),
+            path: Some(INJECT_PATH.to_owned()),
+            port: Some(i32::from(args.service_port)),
+        }),
+        url: args.url.clone(),
+    };
+    let timeout = i32::try_from(args.timeout.as_secs().clamp(1, 30)).unwrap_or(10);
+    MutatingWebhookConfiguration {
+        metadata: ObjectMeta {
+            name: Some(args.configuration.clone()),
+            labels: Some(BTreeMap::from([(
+                PART_OF_LABEL.to_owned(),
+                "ferry".to_owned(),
+            )])),
+            ..ObjectMeta::default()
+        },
+        webhooks: Some(vec![MutatingWebhook {
+            name: WEBHOOK_NAME.to_owned(),
+            admission_review_versions: vec!["v1".to_owned()],
+            client_config,
+            failure_policy: Some(args.failure_policy.as_str().to_owned()),
+            match_policy: Some("Equivalent".to_owned()),
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    NAMESPACE_LABEL.to_owned(),
+                    "enabled".to_owned(),
+                )])),
+                match_expressions: None,
+            }),
+            object_selector: Some(LabelSelector {
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: PART_OF_LABEL.to_owned(),
+                    operator: "NotIn".to_owned(),
+                    values: Some(vec!["ferry".to_owned()]),
+                }]),
+                match_labels: None,
+            }),
+            reinvocation_policy: Some("Never".to_owned()),
+            rules: Some(vec![RuleWithOperations {
+                api_groups: Some(vec![String::new()]),
+                api_versions: Some(vec!["v1".to_owned()]),
+                operations: Some(vec!["CREATE".to_owned()]),
+                resources: Some(vec!["pods".to_owned()]),
+                scope: Some("Namespaced".to_owned()),
+            }]),
+            side_effects: "None".to_owned(),
+            timeout_seconds: Some(timeout),
+            ..MutatingWebhook::default()
+        }]),
+    }
+}
+
+/// Server-side applies the configuration (forcing ownership of its fields).
+pub async fn apply(
+    client: kube::Client,
+    args: &WebhookArgs,
+    ca_pem: &str,
+) -> Result<(), WebhookError> {
+    let api: Api<MutatingWebhookConfiguration> = Api::all(client);
+    let mut config = webhook_configuration(args, ca_pem);
+    config.metadata.managed_fields = None;
+    let value = serde_json::json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": config.metadata,
+        "webhooks": config.webhooks,
+    });
+    api.patch(
+        &args.configuration,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(value),
+    )
+    .await
+    .map_err(|source| WebhookError::Register {
+        name: args.configuration.clone(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// Asks the apiserver its version: native sidecars from 1.29 on.
+pub async fn detect_sidecar_mode(client: &kube::Client) -> Result<SidecarMode, WebhookError> {
+    let info = client
+        .apiserver_version()
+        .await
+        .map_err(|source| WebhookError::ServerVersion { source })?;
+    Ok(SidecarMode::for_server_version(&info.major, &info.minor))
+}
