@@ -20,8 +20,8 @@ use serde::Serialize;
 
 pub use filters::{Cors, Filter, HeaderModifier, Mirror, PathModifier, Redirect, Rewrite};
 pub use matching::{
-    AnchoredRegex, HeaderMatch, HostPattern, Matched, PathMatch, QueryMatch, RequestHead, RequestMatcher,
-    ValueMatch,
+    AnchoredRegex, HeaderMatch, HostPattern, Matched, PathMatch, QueryMatch, RequestHead,
+    RequestMatcher, ValueMatch,
 };
 
 /// Everything one proxy serves: the ports it listens on and the backends
@@ -223,7 +223,11 @@ impl fmt::Display for BackendId {
 
 impl fmt::Display for RuleRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}/{} rule {}", self.kind, self.namespace, self.name, self.index)?;
+        write!(
+            f,
+            "{} {}/{} rule {}",
+            self.kind, self.namespace, self.name, self.index
+        )?;
         if let Some(section) = &self.section {
             write!(f, " ({section})")?;
         }
