@@ -11,6 +11,13 @@ use ferry_demo::{Demo, RunningDemo, proxy_binary};
 struct Args {
     /// Scenario folder under demos/; without it, the scenarios are listed.
     scenario: Option<String>,
+    /// Print the scenario for a cluster (`| kubectl apply -f -`) instead of
+    /// running it: its manifests plus echo Deployments and Services.
+    #[arg(long)]
+    cluster: bool,
+    /// The echo image for `--cluster` (built from the `ferry-echo` binary).
+    #[arg(long, default_value = concat!("ferry/echo:", env!("CARGO_PKG_VERSION")))]
+    image: String,
 }
 
 #[tokio::main]
@@ -25,6 +32,10 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     };
     let demo = Demo::load(&root, &name)?;
+    if args.cluster {
+        print!("{}", ferry_demo::cluster::render(&demo, &args.image)?);
+        return Ok(());
+    }
     let running = RunningDemo::start(&demo, &proxy_binary()?).await?;
     println!("{}: {}", demo.name, demo.spec.title);
     for backend in &running.backends {
