@@ -120,3 +120,26 @@ impl SidecarMode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_sidecars_from_1_29() {
+        for (major, minor, mode) in [
+            ("1", "20", SidecarMode::Classic),
+            ("1", "28+", SidecarMode::Classic),
+            ("1", "29", SidecarMode::Native),
+            ("1", "32+", SidecarMode::Native),
+            ("2", "0", SidecarMode::Native),
+            ("", "", SidecarMode::Classic),
+        ] {
+            assert_eq!(
+                SidecarMode::for_server_version(major, minor),
+                mode,
+                "{major}.{minor}"
+            );
+        }
+    }
+}

@@ -155,6 +155,23 @@ impl Webhook {
         client: kube::Client,
         registry: &mut Registry,
     ) -> Result<Self, WebhookError> {
+        let listener = TcpListener::bind(args.addr)
+            .await
+            .map_err(|source| WebhookError::Bind {
+                addr: args.addr,
+                source,
+            })?;
+        Self::prepare_with_listener(args, client, registry, listener).await
+    }
+
+    /// [`prepare`](Self::prepare) on a listener the caller bound (its
+    /// address wins over `args.addr`).
+    pub async fn prepare_with_listener(
+        args: WebhookArgs,
+        client: kube::Client,
+        registry: &mut Registry,
+        listener: TcpListener,
+    ) -> Result<Self, WebhookError> {
         let detected = detect_sidecar_mode(&client).await?;
         let config = args.inject_config(VERSION, detected);
         let (dns, ips) = (args.cert_dns_names(), args.cert_ips.clone());
@@ -171,12 +188,6 @@ impl Webhook {
             }
             None => ServingCert::generate(&dns, &ips)?,
         };
-        let listener = TcpListener::bind(args.addr)
-            .await
-            .map_err(|source| WebhookError::Bind {
-                addr: args.addr,
-                source,
-            })?;
         let metrics = Metrics::register(registry);
         let service =
             AdmissionService::new(config, args.failure_policy, metrics, args.request_timeout);

@@ -119,3 +119,33 @@ pub async fn detect_sidecar_mode(client: &kube::Client) -> Result<SidecarMode, W
         .map_err(|source| WebhookError::ServerVersion { source })?;
     Ok(SidecarMode::for_server_version(&info.major, &info.minor))
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        webhook: WebhookArgs,
+    }
+
+    #[test]
+    fn registration_selects_labelled_namespaces_and_trusts_the_ca() {
+        let args = Cli::parse_from(["t", "--webhook-timeout", "3"]).webhook;
+        let value = serde_json::to_value(webhook_configuration(&args, "PEM")).unwrap();
+        let hook = &value["webhooks"][0];
+        assert_eq!(hook["name"], WEBHOOK_NAME);
+        assert_eq!(hook["failurePolicy"], "Ignore");
+        assert_eq!(hook["timeoutSeconds"], 3);
+        assert_eq!(
+            hook["namespaceSelector"]["matchLabels"][NAMESPACE_LABEL],
+            "enabled"
+        );
+        assert_eq!(hook["clientConfig"]["service"]["path"], INJECT_PATH);
+        assert_eq!(hook["clientConfig"]["caBundle"], "UEVN");
+        assert_eq!(hook["rules"][0]["operations"][0], "CREATE");
+    }
+}
