@@ -1,0 +1,124 @@
+//! The admin server: `/live`, `/ready` (once a config is loaded),
+//! `/config` (the applied config, its status and the last load errors, as
+//! JSON) and `/metrics` (Prometheus text).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use crate::body::{self, Body};
+use crate::config::{ConfigRx, ErrorsRx};
+
+/// What the admin server shows.
+#[derive(Clone)]
+pub struct Admin {
+    config: ConfigRx,
+    errors: ErrorsRx,
+    registry: Arc<Registry>,
+}
+
+// === impl Admin ===
+
+impl Admin {
+    /// An admin view of `config`, `errors` and the metrics in `registry`.
+    pub fn new(config: ConfigRx, errors: ErrorsRx, registry: Arc<Registry>) -> Self {
+        Self {
+            config,
+            errors,
+            registry,
+        }
+    }
+
+    /// Serves connections from `listener` until the task is dropped.
+    pub async fn serve(self, listener: TcpListener) {
+        loop {
+            let (tcp, _) = match listener.accept().await {
+                Ok(conn) => conn,
+                Err(error) => {
+                    tracing::warn!(%error, "Failed to accept admin connection");
+                    continue;
+                }
+            };
+            let admin = self.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let rsp = admin.handle(&req);
+                    async move { Ok::<_, Infallible>(rsp) }
+                });
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(std::time::Duration::from_secs(5))
+                    .serve_connection(TokioIo::new(tcp), service);
+                if let Err(error) = conn.await {
+                    tracing::debug!(%error, "Admin connection failed");
+                }
+            });
+        }
+    }
+
+    /// Answers one admin request.
+    pub fn handle<B>(&self, req: &Request<B>) -> Response<Body> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        }
+        match req.uri().path() {
+            "/live" => text(StatusCode::OK, "live\n"),
+            "/ready" if self.config.borrow().is_some() => text(StatusCode::OK, "ready\n"),
+            "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "no config loaded yet\n"),
+            "/config" => self.config_json(),
+            "/metrics" => self.metrics(),
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+
+    fn config_json(&self) -> Response<Body> {
+        let snapshot = self.config.borrow().clone();
+        let errors = self.errors.borrow().clone();
+        let view = match snapshot {
+            Some(s) => serde_json::json!({
+                "version": s.version,
+                "config": &*s.config,
+                "status": s.status,
+                "errors": errors,
+            }),
+            None => serde_json::json!({ "version": 0, "config": null, "errors": errors }),
+        };
+        match serde_json::to_vec_pretty(&view) {
+            Ok(json) => with_type(Response::new(body::full(json)), "application/json"),
+            Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
+        }
+    }
+
+    fn metrics(&self) -> Response<Body> {
+        let mut out = String::new();
+        match prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            Ok(()) => with_type(
+                Response::new(body::full(out)),
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ),
+            Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
+        }
+    }
+}
+
+fn text(status: StatusCode, message: &str) -> Response<Body> {
+    let mut rsp = with_type(
+        Response::new(body::full(message.to_string())),
+        "text/plain; charset=utf-8",
+    );
+    *rsp.status_mut() = status;
+    rsp
+}
+
+fn with_type(mut rsp: Response<Body>, content_type: &'static str) -> Response<Body> {
+    rsp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    rsp
+}

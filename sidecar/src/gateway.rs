@@ -1,0 +1,98 @@
+//! Gateway mode: serves the listeners of the selected Gateways from a
+//! directory of Gateway API YAML files, with the admin server beside.
+
+mod compile;
+
+pub use compile::CoreCompiler;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+
+use crate::admin::Admin;
+use crate::config::{Compile, FileSource, Publisher};
+use crate::listeners::{Listeners, ServerParams};
+use crate::metrics::Metrics;
+use crate::proxy::balance::Balancer;
+use crate::proxy::client::{Client, ClientParams};
+use crate::proxy::retry::{BudgetParams, Budgets};
+use crate::proxy::{StackParams, gateway_stack};
+
+/// Everything gateway mode needs, typed.
+#[derive(Clone, Debug)]
+pub struct GatewaySettings {
+    /// The directory of YAML files.
+    pub config_dir: PathBuf,
+    /// The address listeners bind to.
+    pub bind: IpAddr,
+    /// The admin server's address.
+    pub admin: SocketAddr,
+    /// How often the directory is checked for changes.
+    pub poll_interval: Duration,
+    /// How long an endpoint that refused a connection is avoided.
+    pub failure_penalty: Duration,
+    /// Client connection limits.
+    pub server: ServerParams,
+    /// Backend connection settings.
+    pub client: ClientParams,
+    /// Retry budget sizing.
+    pub retry_budget: BudgetParams,
+}
+
+// === impl GatewaySettings ===
+
+impl GatewaySettings {
+    /// Settings with defaults for everything but the directory and
+    /// addresses.
+    pub fn new(config_dir: PathBuf, bind: IpAddr, admin: SocketAddr) -> Self {
+        Self {
+            config_dir,
+            bind,
+            admin,
+            poll_interval: Duration::from_millis(500),
+            failure_penalty: Duration::from_secs(5),
+            server: ServerParams::default(),
+            client: ClientParams::default(),
+            retry_budget: BudgetParams::default(),
+        }
+    }
+}
+
+/// Runs gateway mode until the process is asked to stop.
+pub async fn run(settings: GatewaySettings, compiler: impl Compile) -> anyhow::Result<()> {
+    let admin_listener = TcpListener::bind(settings.admin)
+        .await
+        .with_context(|| format!("failed to bind admin server on {}", settings.admin))?;
+    tracing::info!(addr = %settings.admin, "Admin server listening");
+
+    let (publisher, config_rx, errors_rx) = Publisher::channel();
+    let mut registry = Registry::default();
+    let metrics = Metrics::register(&mut registry);
+    let service = gateway_stack(StackParams {
+        config: config_rx.clone(),
+        metrics,
+        budgets: Budgets::new(settings.retry_budget),
+        balancer: Balancer::new(settings.failure_penalty),
+        client: Client::new(settings.client),
+    });
+
+    let source = FileSource::new(settings.config_dir, settings.poll_interval, compiler);
+    let listeners = Listeners::new(settings.bind, service, settings.server, config_rx.clone());
+    let admin = Admin::new(config_rx, errors_rx, Arc::new(registry));
+
+    tokio::select! {
+        () = source.run(publisher) => anyhow::bail!("config source stopped"),
+        () = listeners.run() => anyhow::bail!("listeners stopped"),
+        () = admin.serve(admin_listener) => anyhow::bail!("admin server stopped"),
+        signal = tokio::signal::ctrl_c() => {
+            signal.context("failed to listen for Ctrl-C")?;
+            tracing::info!("Shutting down");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! ferry-proxy is Ferry's data plane. In gateway mode it serves the
+//! listeners of Gateways, routing with the compiled [`ferry_core::model`]
+//! tables it receives from a [`config`] source, and exposes an [`admin`]
+//! server with liveness, readiness, the applied config and metrics.
+//!
+//! The request path is a stack of tower layers, listed in one place:
+//! [`proxy::gateway_stack`].
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod listeners;
+pub mod metrics;
+pub mod proxy;
+pub mod tls;

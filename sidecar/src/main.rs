@@ -1,0 +1,63 @@
+//! `ferry-proxy`: Ferry's data plane binary.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use ferry_proxy::gateway::{self, GatewaySettings};
+use tracing_subscriber::EnvFilter;
+
+/// Ferry's proxy.
+#[derive(Debug, Parser)]
+#[command(name = "ferry-proxy", version, about)]
+struct Args {
+    /// What the proxy serves.
+    #[arg(long, value_enum, env = "FERRY_MODE")]
+    mode: Mode,
+    /// Directory of Gateway API YAML files (gateway mode), watched for
+    /// changes.
+    #[arg(long, env = "FERRY_CONFIG")]
+    config: PathBuf,
+    /// Address the listeners bind to.
+    #[arg(long, env = "FERRY_BIND", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    bind: IpAddr,
+    /// Address of the admin server (/live, /ready, /config, /metrics).
+    #[arg(long, env = "FERRY_ADMIN", default_value = "127.0.0.1:4191")]
+    admin: SocketAddr,
+    /// Serve only this Gateway (NAMESPACE/NAME); by default every Gateway
+    /// of a Ferry GatewayClass.
+    #[arg(long, env = "FERRY_GATEWAY", value_parser = parse_gateway)]
+    gateway: Option<(String, String)>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Mode {
+    /// Serve Gateway listeners.
+    Gateway,
+}
+
+fn parse_gateway(value: &str) -> Result<(String, String), String> {
+    match value.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_string(), name.to_string()))
+        }
+        _ => Err(format!("expected NAMESPACE/NAME, got {value:?}")),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    match args.mode {
+        Mode::Gateway => {
+            let settings = GatewaySettings::new(args.config, args.bind, args.admin);
+            let compiler = ferry_proxy::gateway::CoreCompiler::new(args.gateway);
+            gateway::run(settings, compiler).await
+        }
+    }
+}

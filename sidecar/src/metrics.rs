@@ -1,0 +1,137 @@
+//! Request metrics, registered on a registry passed in: requests by route,
+//! backend and status code, and a latency histogram (to response headers).
+
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tokio::time::Instant;
+use tower::{Layer, Service, ServiceExt};
+
+use crate::body::Body;
+use crate::proxy::BoxFuture;
+use crate::proxy::backend::BackendLabel;
+use crate::proxy::route::RouteLabel;
+
+/// Labels of a request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// `HTTPRoute ns/name rule N`, or empty when no route matched.
+    pub route: String,
+    /// `ns/name:port`, or empty when no backend was picked.
+    pub backend: String,
+    /// The response status code.
+    pub code: u16,
+}
+
+/// The proxy's request metrics.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
+}
+
+/// Records every request's outcome.
+#[derive(Clone, Debug)]
+pub struct MetricsLayer {
+    metrics: Metrics,
+}
+
+/// See [`MetricsLayer`].
+#[derive(Clone, Debug)]
+pub struct Measure<S> {
+    metrics: Metrics,
+    inner: S,
+}
+
+// === impl Metrics ===
+
+impl Metrics {
+    /// Creates the metrics and registers them on `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            || Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+        );
+        registry.register(
+            "ferry_requests",
+            "HTTP requests by route, backend and status code",
+            requests.clone(),
+        );
+        registry.register(
+            "ferry_request_duration_seconds",
+            "Time to response headers, by route, backend and status code",
+            latency.clone(),
+        );
+        Self { requests, latency }
+    }
+
+    fn record(&self, labels: &RequestLabels, seconds: f64) {
+        self.requests.get_or_create(labels).inc();
+        self.latency.get_or_create(labels).observe(seconds);
+    }
+}
+
+// === impl MetricsLayer ===
+
+impl MetricsLayer {
+    /// Records into `metrics`.
+    pub fn new(metrics: Metrics) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> Layer<S> for MetricsLayer {
+    type Service = Measure<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Measure {
+            metrics: self.metrics.clone(),
+            inner,
+        }
+    }
+}
+
+// === impl Measure ===
+
+impl<S> Service<Request<Body>> for Measure<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Response<Body>, Infallible>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let inner = self.inner.clone();
+        let metrics = self.metrics.clone();
+        Box::pin(async move {
+            let start = Instant::now();
+            let rsp = inner.oneshot(req).await?;
+            let labels = RequestLabels {
+                route: label(rsp.extensions().get::<RouteLabel>().map(|l| &*l.0)),
+                backend: label(rsp.extensions().get::<BackendLabel>().map(|l| &*l.0)),
+                code: rsp.status().as_u16(),
+            };
+            metrics.record(&labels, start.elapsed().as_secs_f64());
+            Ok(rsp)
+        })
+    }
+}
+
+fn label(value: Option<&str>) -> String {
+    value.unwrap_or_default().to_string()
+}

@@ -1,0 +1,229 @@
+//! Endpoint balancing: power of two choices over a latency EWMA weighted by
+//! requests in flight, with passive failure handling: an endpoint that
+//! refuses connections is avoided for a while (unless every endpoint is).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use ferry_core::model::{BackendProtocol, Endpoint};
+use http::{Request, Response};
+use rand::Rng;
+use tokio::time::Instant;
+use tower::{Layer, Service, ServiceExt};
+
+use super::{BoxFuture, Target};
+use crate::body::Body;
+use crate::error::ProxyError;
+
+/// Weight of the newest latency sample in the EWMA.
+const EWMA_ALPHA: f64 = 0.3;
+
+/// The endpoint a request is sent to; set by [`Balance`].
+#[derive(Clone, Debug)]
+pub struct Selected {
+    /// The endpoint.
+    pub endpoint: Endpoint,
+    /// What the backend speaks.
+    pub protocol: BackendProtocol,
+}
+
+/// Endpoint statistics shared by every request of the proxy.
+#[derive(Clone, Debug)]
+pub struct Balancer {
+    stats: Arc<Mutex<HashMap<Endpoint, Arc<EndpointStats>>>>,
+    failure_penalty: Duration,
+    epoch: Instant,
+}
+
+#[derive(Debug, Default)]
+struct EndpointStats {
+    /// Latency EWMA in microseconds, as `f64` bits.
+    ewma_us: AtomicU64,
+    pending: AtomicU32,
+    /// Milliseconds since the balancer's epoch until which the endpoint is
+    /// avoided.
+    avoid_until_ms: AtomicU64,
+}
+
+/// Decrements an endpoint's in-flight count when the request ends,
+/// including when it is cancelled.
+struct PendingGuard(Arc<EndpointStats>);
+
+/// Balances requests over the target backend's endpoints.
+#[derive(Clone, Debug)]
+pub struct BalanceLayer {
+    balancer: Balancer,
+}
+
+/// See [`BalanceLayer`].
+#[derive(Clone, Debug)]
+pub struct Balance<S> {
+    balancer: Balancer,
+    inner: S,
+}
+
+// === impl Balancer ===
+
+impl Balancer {
+    /// A balancer that avoids a refusing endpoint for `failure_penalty`.
+    pub fn new(failure_penalty: Duration) -> Self {
+        Self {
+            stats: Arc::default(),
+            failure_penalty,
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Picks one of `endpoints` (not empty) and returns it with its stats.
+    fn pick<'a>(&self, endpoints: &'a [Endpoint]) -> (&'a Endpoint, Arc<EndpointStats>) {
+        let now = self.now_ms();
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let mut get = |ep: &Endpoint| stats.entry(ep.clone()).or_default().clone();
+        if endpoints.len() == 1 {
+            return (&endpoints[0], get(&endpoints[0]));
+        }
+        let healthy: Vec<usize> = (0..endpoints.len())
+            .filter(|&i| get(&endpoints[i]).avoid_until_ms.load(Ordering::Relaxed) <= now)
+            .collect();
+        let candidates: Vec<usize> = if healthy.is_empty() {
+            (0..endpoints.len()).collect()
+        } else {
+            healthy
+        };
+        let mut rng = rand::rng();
+        let a = candidates[rng.random_range(0..candidates.len())];
+        if candidates.len() == 1 {
+            return (&endpoints[a], get(&endpoints[a]));
+        }
+        let mut b = candidates[rng.random_range(0..candidates.len() - 1)];
+        if b == a {
+            b = candidates[candidates.len() - 1];
+        }
+        let (sa, sb) = (get(&endpoints[a]), get(&endpoints[b]));
+        if sa.cost() <= sb.cost() {
+            (&endpoints[a], sa)
+        } else {
+            (&endpoints[b], sb)
+        }
+    }
+}
+
+// === impl EndpointStats ===
+
+impl EndpointStats {
+    fn cost(&self) -> f64 {
+        let ewma = f64::from_bits(self.ewma_us.load(Ordering::Relaxed));
+        let pending = f64::from(self.pending.load(Ordering::Relaxed));
+        (ewma + 1.0) * (pending + 1.0)
+    }
+
+    fn observe(&self, latency: Duration) {
+        let sample = latency.as_secs_f64() * 1e6;
+        let _ = self
+            .ewma_us
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                let old = f64::from_bits(bits);
+                let new = if old == 0.0 {
+                    sample
+                } else {
+                    old + EWMA_ALPHA * (sample - old)
+                };
+                Some(new.to_bits())
+            });
+    }
+}
+
+// === impl PendingGuard ===
+
+impl PendingGuard {
+    fn new(stats: Arc<EndpointStats>) -> Self {
+        stats.pending.fetch_add(1, Ordering::Relaxed);
+        Self(stats)
+    }
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        self.0.pending.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+// === impl BalanceLayer ===
+
+impl BalanceLayer {
+    /// Balances with `balancer`'s shared statistics.
+    pub fn new(balancer: Balancer) -> Self {
+        Self { balancer }
+    }
+}
+
+impl<S> Layer<S> for BalanceLayer {
+    type Service = Balance<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Balance {
+            balancer: self.balancer.clone(),
+            inner,
+        }
+    }
+}
+
+// === impl Balance ===
+
+impl<S> Service<Request<Body>> for Balance<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = ProxyError>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = Response<Body>;
+    type Error = ProxyError;
+    type Future = BoxFuture<Response<Body>, ProxyError>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let Some(target) = req.extensions().get::<Target>().cloned() else {
+            return Box::pin(async { Err(ProxyError::InvalidBackend { rule: String::new() }) });
+        };
+        let Some(backend) = target.config.backends.get(&target.id) else {
+            let rule = format!("backend {}", target.id);
+            return Box::pin(async move { Err(ProxyError::InvalidBackend { rule }) });
+        };
+        if backend.endpoints.is_empty() {
+            let backend = target.id.clone();
+            return Box::pin(async move { Err(ProxyError::NoEndpoints { backend }) });
+        }
+        let (endpoint, stats) = self.balancer.pick(&backend.endpoints);
+        req.extensions_mut().insert(Selected {
+            endpoint: endpoint.clone(),
+            protocol: backend.protocol,
+        });
+        let balancer = self.balancer.clone();
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let guard = PendingGuard::new(stats);
+            let start = Instant::now();
+            let result = inner.oneshot(req).await;
+            match &result {
+                Err(ProxyError::Connect { .. }) => {
+                    let until = balancer.now_ms() + balancer.failure_penalty.as_millis() as u64;
+                    guard.0.avoid_until_ms.store(until, Ordering::Relaxed);
+                }
+                _ => guard.0.observe(start.elapsed()),
+            }
+            result
+        })
+    }
+}

@@ -1,0 +1,146 @@
+//! `RequestMirror`: copies a sampled share of requests to another backend.
+//! The copy's body is teed from the real one through a small channel; a
+//! mirror that falls behind is cut off rather than slowing the real
+//! request, and its answer is ignored.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use ferry_core::model::{Mirror, ProxyConfig};
+use http::Request;
+use http_body::{Body as _, Frame, SizeHint};
+use rand::Rng;
+use tokio::sync::mpsc;
+use tower::ServiceExt;
+
+use crate::body::{self, Body, BodyError};
+use crate::proxy::{Forward, Target};
+
+/// Frames a mirror may lag behind the real request before it is cut off.
+const MIRROR_BUFFER: usize = 16;
+
+/// The real request's body, copying frames to a mirror.
+struct Tee {
+    inner: Body,
+    tx: Option<mpsc::Sender<Frame<Bytes>>>,
+    complete: Arc<AtomicBool>,
+}
+
+/// The mirror's body, fed by a [`Tee`].
+struct Copy {
+    rx: mpsc::Receiver<Frame<Bytes>>,
+    complete: Arc<AtomicBool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("mirrored request body was cut off")]
+struct CutOff;
+
+/// Sends a copy of `req` to the mirror's backend, if sampled.
+pub(super) fn spawn(mirror: &Mirror, req: &mut Request<Body>, config: Arc<ProxyConfig>, forward: &Forward) {
+    let Some(id) = &mirror.target else {
+        return;
+    };
+    if mirror.percent < 100.0 && rand::rng().random::<f64>() * 100.0 >= mirror.percent {
+        return;
+    }
+    let copy_body = if req.body().is_end_stream() {
+        body::empty()
+    } else {
+        let (tx, rx) = mpsc::channel(MIRROR_BUFFER);
+        let complete = Arc::new(AtomicBool::new(false));
+        let real = std::mem::replace(req.body_mut(), body::empty());
+        *req.body_mut() = body::boxed(Tee {
+            inner: real,
+            tx: Some(tx),
+            complete: complete.clone(),
+        });
+        body::boxed(Copy { rx, complete })
+    };
+    let mut copy = Request::new(copy_body);
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy.extensions_mut().insert(Target {
+        config,
+        id: id.clone(),
+    });
+    let forward = forward.clone();
+    let backend = id.to_string();
+    tokio::spawn(async move {
+        match forward.oneshot(copy).await {
+            Ok(rsp) => tracing::trace!(%backend, status = rsp.status().as_u16(), "Mirror answered"),
+            Err(error) => tracing::debug!(%backend, %error, "Mirror failed"),
+        }
+    });
+}
+
+// === impl Tee ===
+
+impl http_body::Body for Tee {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(tx) = &this.tx {
+                    let copy = match (frame.data_ref(), frame.trailers_ref()) {
+                        (Some(data), _) => Some(Frame::data(data.clone())),
+                        (None, Some(trailers)) => Some(Frame::trailers(trailers.clone())),
+                        (None, None) => None,
+                    };
+                    if copy.is_some_and(|copy| tx.try_send(copy).is_err()) {
+                        this.tx = None;
+                    }
+                }
+                // The server may stop polling once the body says it ended.
+                if this.inner.is_end_stream() {
+                    this.complete.store(true, Ordering::Release);
+                    this.tx = None;
+                }
+            }
+            Some(Err(_)) => this.tx = None,
+            None => {
+                this.complete.store(true, Ordering::Release);
+                this.tx = None;
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+// === impl Copy ===
+
+impl http_body::Body for Copy {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match ready!(self.rx.poll_recv(cx)) {
+            Some(frame) => Poll::Ready(Some(Ok(frame))),
+            None if self.complete.load(Ordering::Acquire) => Poll::Ready(None),
+            None => Poll::Ready(Some(Err(BodyError(Box::new(CutOff))))),
+        }
+    }
+}

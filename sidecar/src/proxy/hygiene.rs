@@ -1,0 +1,140 @@
+//! Proxy hygiene: hop-by-hop headers removed both ways (upgrade headers
+//! kept for an upgrade), `Host` kept or derived from the authority, and the
+//! `X-Forwarded-*` headers set.
+
+use std::task::{Context, Poll};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use tower::{Layer, Service, ServiceExt};
+
+use super::{BoxFuture, ConnInfo};
+use crate::body::Body;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Applies proxy hygiene to requests and responses.
+#[derive(Clone, Copy, Debug)]
+pub struct HygieneLayer;
+
+/// See [`HygieneLayer`].
+#[derive(Clone, Debug)]
+pub struct Hygiene<S> {
+    inner: S,
+}
+
+// === impl HygieneLayer ===
+
+impl<S> Layer<S> for HygieneLayer {
+    type Service = Hygiene<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Hygiene { inner }
+    }
+}
+
+// === impl Hygiene ===
+
+impl<S, E> Service<Request<Body>> for Hygiene<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = E> + Clone + Send + 'static,
+    S::Future: Send,
+    E: 'static,
+{
+    type Response = Response<Body>;
+    type Error = E;
+    type Future = BoxFuture<Response<Body>, E>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), E>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let upgrade = is_upgrade(req.headers());
+        strip_hop_by_hop(req.headers_mut(), upgrade);
+        if !req.headers().contains_key(header::HOST)
+            && let Some(authority) = req.uri().authority()
+            && let Ok(host) = HeaderValue::from_str(authority.as_str())
+        {
+            req.headers_mut().insert(header::HOST, host);
+        }
+        if let Some(info) = req.extensions().get::<ConnInfo>().copied() {
+            set_forwarded(req.headers_mut(), &info);
+        }
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let mut rsp = inner.oneshot(req).await?;
+            let upgraded = rsp.status() == StatusCode::SWITCHING_PROTOCOLS;
+            strip_hop_by_hop(rsp.headers_mut(), upgraded);
+            Ok(rsp)
+        })
+    }
+}
+
+/// Whether the request asks for a protocol upgrade (WebSocket).
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Removes hop-by-hop headers, and any header the `Connection` header
+/// names. With `keep_upgrade`, `Connection: upgrade` and `Upgrade` stay.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .filter(|name| !(keep_upgrade && name == header::UPGRADE))
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in [
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+    ] {
+        headers.remove(name);
+    }
+    // `TE: trailers` is end-to-end in practice: gRPC needs it.
+    let te_trailers = headers
+        .get(header::TE)
+        .is_some_and(|te| te.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    if !te_trailers {
+        headers.remove(header::TE);
+    }
+    if keep_upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::CONNECTION);
+        headers.remove(header::UPGRADE);
+    }
+}
+
+fn set_forwarded(headers: &mut HeaderMap, info: &ConnInfo) {
+    let ip = info.peer.ip().to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {ip}"),
+        None => ip,
+    };
+    if let Ok(value) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    let proto = if info.tls { "https" } else { "http" };
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    if let Some(host) = headers.get(header::HOST).cloned() {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+}

@@ -1,0 +1,147 @@
+//! Routing: finds the rule for a request in the port's route table of the
+//! config in force when the request arrives. Unmatched requests get 404.
+
+use std::borrow::Cow;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use ferry_core::model::{PathMatch, RequestHead};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use tower::{Layer, Service, ServiceExt};
+
+use super::{BoxFuture, ConnInfo, RouteCtx};
+use crate::body::{self, Body};
+use crate::config::ConfigRx;
+
+/// The header naming why the proxy answered instead of a backend.
+pub const FERRY_ERROR: HeaderName = HeaderName::from_static("ferry-error");
+
+/// Labels a response with the rule that routed it, for metrics.
+#[derive(Clone, Debug)]
+pub struct RouteLabel(pub Arc<str>);
+
+/// Routes requests with the current config.
+#[derive(Clone, Debug)]
+pub struct RouteLayer {
+    config: ConfigRx,
+}
+
+/// See [`RouteLayer`].
+#[derive(Clone, Debug)]
+pub struct Route<S> {
+    config: ConfigRx,
+    inner: S,
+}
+
+// === impl RouteLayer ===
+
+impl RouteLayer {
+    /// Routes with whatever `config` holds when each request arrives.
+    pub fn new(config: ConfigRx) -> Self {
+        Self { config }
+    }
+}
+
+impl<S> Layer<S> for RouteLayer {
+    type Service = Route<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Route {
+            config: self.config.clone(),
+            inner,
+        }
+    }
+}
+
+// === impl Route ===
+
+impl<S> Service<Request<Body>> for Route<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Response<Body>, Infallible>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let Some(ctx) = self.route(&req) else {
+            return Box::pin(async { Ok(not_found()) });
+        };
+        let label = RouteLabel(Arc::from(ctx.action.rule.to_string()));
+        req.extensions_mut().insert(ctx);
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            let mut rsp = inner.oneshot(req).await?;
+            rsp.extensions_mut().insert(label);
+            Ok(rsp)
+        })
+    }
+}
+
+impl<S> Route<S> {
+    fn route(&self, req: &Request<Body>) -> Option<RouteCtx> {
+        let snapshot = self.config.borrow().clone()?;
+        let port = req.extensions().get::<ConnInfo>()?.port;
+        let port = snapshot.config.ports.iter().find(|p| p.port == port)?;
+        let host = request_host(req)?;
+        let head = RequestHead {
+            host: &host,
+            method: req.method(),
+            path: req.uri().path(),
+            query: req.uri().query(),
+            headers: req.headers(),
+        };
+        let matched = port.routes.find(&head)?;
+        let prefix = match matched.path {
+            PathMatch::Prefix(prefix) => Some(prefix.clone()),
+            _ => None,
+        };
+        Some(RouteCtx {
+            config: snapshot.config.clone(),
+            action: matched.action.clone(),
+            prefix,
+        })
+    }
+}
+
+/// The request's host, from the authority or `Host`, lowercase and without
+/// a port.
+pub fn request_host<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
+    let raw = match req.uri().host() {
+        Some(host) => host,
+        None => {
+            let host = req.headers().get(header::HOST)?.to_str().ok()?;
+            strip_port(host)
+        }
+    };
+    if raw.bytes().any(|b| b.is_ascii_uppercase()) {
+        Some(Cow::Owned(raw.to_ascii_lowercase()))
+    } else {
+        Some(Cow::Borrowed(raw))
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_once(']').map_or(host, |(v6, _)| &host[..v6.len() + 1]);
+    }
+    host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+fn not_found() -> Response<Body> {
+    let mut rsp = Response::new(body::full("no route matches the request\n"));
+    *rsp.status_mut() = StatusCode::NOT_FOUND;
+    rsp.headers_mut()
+        .insert(FERRY_ERROR, HeaderValue::from_static("no-route"));
+    rsp
+}
