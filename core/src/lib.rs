@@ -1,9 +1,22 @@
 //! ferry-core owns Ferry's domain as plain values: the Gateway API objects a
 //! user writes, what they attach to, the status they earn, and the compiled
 //! route tables a proxy applies. It is pure: no sockets, no async runtime, no
-//! Kubernetes client. The control plane feeds it objects (from watches or
-//! files); the proxy only ever sees the compiled [`model`].
+//! Kubernetes client.
+//!
+//! - [`objects`]: the objects Ferry reads, their index, and YAML loading.
+//! - [`attach`]: which parents a route attaches to, and why not.
+//! - [`compile`]: objects into a [`model::ProxyConfig`] and a
+//!   [`status::Status`].
+//! - [`model`]: the compiled configuration a proxy applies.
+//! - [`status`]: conditions and reasons as values.
 #![warn(missing_docs)]
 
+pub mod attach;
+pub mod compile;
 pub mod model;
 pub mod objects;
+pub mod refs;
+pub mod status;
+
+pub use compile::{GatewaySelector, compile, compile_with_status};
+pub use objects::{Objects, load_yaml};

@@ -1,0 +1,72 @@
+//! Precedence of route matches, as the Gateway API spec orders them.
+//!
+//! Within a virtual host, across every rule of every route, a match sorts
+//! before another by, in turn:
+//!
+//! 1. an `Exact` path match;
+//! 2. a `PathPrefix` match, longest prefix first;
+//! 3. a `RegularExpression` path match (its place is left to
+//!    implementations: Ferry puts them after every prefix, longest source
+//!    first);
+//! 4. a method match;
+//! 5. more header matches;
+//! 6. more query parameter matches;
+//! 7. the older route (`creationTimestamp`; routes without one, as in
+//!    files, count as newest);
+//! 8. the route's `namespace/name`, alphabetically;
+//! 9. the rule's position in the route, then the match's position in the
+//!    rule.
+//!
+//! Hostname specificity comes before all of these; it selects the virtual
+//! host (see [`crate::model::RouteTable`]).
+
+use std::cmp::Reverse;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::model::{PathMatch, RequestMatcher};
+use crate::objects::NsName;
+
+/// The sort key of one match; smaller sorts first.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Precedence {
+    path_kind: u8,
+    path_len: Reverse<usize>,
+    no_method: bool,
+    headers: Reverse<usize>,
+    query: Reverse<usize>,
+    /// `(false, Some(t))` sorts before `(true, None)`.
+    created: (bool, Option<Time>),
+    route: NsName,
+    rule: usize,
+    matched: usize,
+}
+
+// === impl Precedence ===
+
+impl Precedence {
+    pub(crate) fn new(
+        m: &RequestMatcher,
+        created: Option<&Time>,
+        route: &NsName,
+        rule: usize,
+        matched: usize,
+    ) -> Self {
+        let (path_kind, path_len) = match &m.path {
+            PathMatch::Exact(p) => (0, p.len()),
+            PathMatch::Prefix(p) => (1, p.len()),
+            PathMatch::Regex(re) => (2, re.to_string().len()),
+        };
+        Self {
+            path_kind,
+            path_len: Reverse(path_len),
+            no_method: m.method.is_none(),
+            headers: Reverse(m.headers.len()),
+            query: Reverse(m.query.len()),
+            created: (created.is_none(), created.cloned()),
+            route: route.clone(),
+            rule,
+            matched,
+        }
+    }
+}
