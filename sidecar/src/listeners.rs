@@ -74,7 +74,12 @@ impl Default for ServerParams {
 
 impl Listeners {
     /// Listeners on `bind` serving `service`.
-    pub fn new(bind: IpAddr, service: ProxyService, params: ServerParams, config: ConfigRx) -> Self {
+    pub fn new(
+        bind: IpAddr,
+        service: ProxyService,
+        params: ServerParams,
+        config: ConfigRx,
+    ) -> Self {
         let mut http = auto::Builder::new(TokioExecutor::new());
         http.http1()
             .timer(TokioTimer::new())
@@ -217,7 +222,8 @@ where
             req
         })
         .service(service);
-    let conn = http.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
+    let conn =
+        http.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
     if let Err(error) = conn.await {
         tracing::debug!(%error, peer = %info.peer, "Connection closed with error");
     }

@@ -55,9 +55,10 @@ impl Metrics {
     /// Creates the metrics and registers them on `registry`.
     pub fn register(registry: &mut Registry) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
-        let latency = Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-            || Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
-        );
+        let latency =
+            Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+            });
         registry.register(
             "ferry_requests",
             "HTTP requests by route, backend and status code",

@@ -73,7 +73,9 @@ pub fn server_config(
     if resolver.default.is_none() {
         return (Err(TlsError::NoCertificate), errors);
     }
-    resolver.wildcards.sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
+    resolver
+        .wildcards
+        .sort_by_key(|(suffix, _)| std::cmp::Reverse(suffix.len()));
     let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Config)

@@ -81,7 +81,11 @@ where
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let Some(ctx) = req.extensions().get::<RouteCtx>().cloned() else {
-            return Box::pin(async { Err(ProxyError::NoBackends { rule: String::new() }) });
+            return Box::pin(async {
+                Err(ProxyError::NoBackends {
+                    rule: String::new(),
+                })
+            });
         };
         let rule = ctx.action.rule.to_string();
         let index = match pick(&ctx.action.backends, &mut rand::rng()) {

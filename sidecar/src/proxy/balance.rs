@@ -195,7 +195,11 @@ where
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let Some(target) = req.extensions().get::<Target>().cloned() else {
-            return Box::pin(async { Err(ProxyError::InvalidBackend { rule: String::new() }) });
+            return Box::pin(async {
+                Err(ProxyError::InvalidBackend {
+                    rule: String::new(),
+                })
+            });
         };
         let Some(backend) = target.config.backends.get(&target.id) else {
             let rule = format!("backend {}", target.id);

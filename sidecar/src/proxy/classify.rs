@@ -69,7 +69,10 @@ where
 pub fn error_response(error: &ProxyError) -> Response<Body> {
     let (status, cause) = classify(error);
     tracing::debug!(%error, source = ?std::error::Error::source(error), status = status.as_u16(), "Request failed");
-    let text = format!("{}: {cause}\n", status.canonical_reason().unwrap_or("error"));
+    let text = format!(
+        "{}: {cause}\n",
+        status.canonical_reason().unwrap_or("error")
+    );
     let mut rsp = Response::new(body::full(text));
     *rsp.status_mut() = status;
     let headers = rsp.headers_mut();

@@ -78,7 +78,11 @@ impl Service<Request<Body>> for Client {
             req.extensions_mut().remove::<Target>(),
             req.extensions_mut().remove::<Selected>(),
         ) else {
-            return Box::pin(async { Err(ProxyError::InvalidBackend { rule: String::new() }) });
+            return Box::pin(async {
+                Err(ProxyError::InvalidBackend {
+                    rule: String::new(),
+                })
+            });
         };
         let backend = target.id;
         let endpoint = selected.endpoint;
@@ -96,7 +100,11 @@ impl Service<Request<Body>> for Client {
         };
         *req.uri_mut() = uri;
         let h2c = selected.protocol == BackendProtocol::H2c;
-        *req.version_mut() = if h2c { Version::HTTP_2 } else { Version::HTTP_11 };
+        *req.version_mut() = if h2c {
+            Version::HTTP_2
+        } else {
+            Version::HTTP_11
+        };
         let client_upgrade: Option<OnUpgrade> =
             (!h2c && is_upgrade(req.headers())).then(|| hyper::upgrade::on(&mut req));
         let response = if h2c {

@@ -107,7 +107,11 @@ pub fn apply_request(
     for filter in filters {
         match filter {
             Filter::Redirect(redirect) => {
-                return Err(Box::new(redirect::respond(redirect, req, ctx.prefix.as_deref())));
+                return Err(Box::new(redirect::respond(
+                    redirect,
+                    req,
+                    ctx.prefix.as_deref(),
+                )));
             }
             Filter::Cors(cors) => {
                 if cors::is_preflight(req) {

@@ -182,7 +182,9 @@ where
 /// Exponential backoff from `base`, with jitter, capped.
 fn backoff(base: Option<Duration>, attempt: u32) -> Duration {
     let base = base.unwrap_or(DEFAULT_BACKOFF);
-    let exp = base.saturating_mul(1 << attempt.min(16)).min(MAX_BACKOFF.max(base));
+    let exp = base
+        .saturating_mul(1 << attempt.min(16))
+        .min(MAX_BACKOFF.max(base));
     let jitter = rand::rng().random_range(0.5..=1.0);
     exp.mul_f64(jitter)
 }

@@ -133,7 +133,9 @@ pub fn request_host<B>(req: &Request<B>) -> Option<Cow<'_, str>> {
 
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(v6, _)| &host[..v6.len() + 1]);
+        return host
+            .split_once(']')
+            .map_or(host, |(v6, _)| &host[..v6.len() + 1]);
     }
     host.rsplit_once(':').map_or(host, |(name, _)| name)
 }

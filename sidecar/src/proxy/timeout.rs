@@ -77,10 +77,13 @@ where
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let limit = req.extensions().get::<RouteCtx>().and_then(|ctx| match self.kind {
-            Kind::Request => ctx.action.timeouts.request,
-            Kind::Backend => ctx.action.timeouts.backend_request,
-        });
+        let limit = req
+            .extensions()
+            .get::<RouteCtx>()
+            .and_then(|ctx| match self.kind {
+                Kind::Request => ctx.action.timeouts.request,
+                Kind::Backend => ctx.action.timeouts.backend_request,
+            });
         let inner = self.inner.clone().oneshot(req);
         let Some(limit) = limit.filter(|d| !d.is_zero()) else {
             return Box::pin(inner);

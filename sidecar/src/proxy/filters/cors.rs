@@ -67,7 +67,10 @@ pub(super) fn decorate(cors: &Cors, origin: Option<&HeaderValue>, headers: &mut 
 fn set_origin(cors: &Cors, origin: &HeaderValue, headers: &mut HeaderMap) {
     let any = cors.allow_origins.iter().any(|o| o == "*");
     if any && !cors.allow_credentials {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
     } else {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         headers.append(header::VARY, HeaderValue::from_static("Origin"));
@@ -84,14 +87,16 @@ fn allows(cors: &Cors, origin: &HeaderValue) -> bool {
     let Ok(origin) = origin.to_str() else {
         return false;
     };
-    cors.allow_origins.iter().any(|allowed| match allowed.split_once('*') {
-        None => allowed.eq_ignore_ascii_case(origin),
-        Some((head, tail)) => {
-            origin.len() > head.len() + tail.len()
-                && origin[..head.len()].eq_ignore_ascii_case(head)
-                && origin[origin.len() - tail.len()..].eq_ignore_ascii_case(tail)
-        }
-    })
+    cors.allow_origins
+        .iter()
+        .any(|allowed| match allowed.split_once('*') {
+            None => allowed.eq_ignore_ascii_case(origin),
+            Some((head, tail)) => {
+                origin.len() > head.len() + tail.len()
+                    && origin[..head.len()].eq_ignore_ascii_case(head)
+                    && origin[origin.len() - tail.len()..].eq_ignore_ascii_case(tail)
+            }
+        })
 }
 
 fn joined(values: &[String]) -> Option<HeaderValue> {

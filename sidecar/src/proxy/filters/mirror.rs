@@ -40,7 +40,12 @@ struct Copy {
 struct CutOff;
 
 /// Sends a copy of `req` to the mirror's backend, if sampled.
-pub(super) fn spawn(mirror: &Mirror, req: &mut Request<Body>, config: Arc<ProxyConfig>, forward: &Forward) {
+pub(super) fn spawn(
+    mirror: &Mirror,
+    req: &mut Request<Body>,
+    config: Arc<ProxyConfig>,
+    forward: &Forward,
+) {
     let Some(id) = &mirror.target else {
         return;
     };

@@ -11,13 +11,23 @@ use crate::proxy::ConnInfo;
 use crate::proxy::route::request_host;
 
 /// The redirect response for `req`.
-pub(super) fn respond(redirect: &Redirect, req: &Request<Body>, prefix: Option<&str>) -> Response<Body> {
+pub(super) fn respond(
+    redirect: &Redirect,
+    req: &Request<Body>,
+    prefix: Option<&str>,
+) -> Response<Body> {
     let info = req.extensions().get::<ConnInfo>();
-    let request_scheme = if info.is_some_and(|i| i.tls) { "https" } else { "http" };
+    let request_scheme = if info.is_some_and(|i| i.tls) {
+        "https"
+    } else {
+        "http"
+    };
     let scheme = redirect.scheme.as_deref().unwrap_or(request_scheme);
     let host = match &redirect.hostname {
         Some(hostname) => hostname.clone(),
-        None => request_host(req).map(|h| h.into_owned()).unwrap_or_default(),
+        None => request_host(req)
+            .map(|h| h.into_owned())
+            .unwrap_or_default(),
     };
     // The spec: an explicit port, else the scheme's well-known port when
     // the scheme is set, else the listener's port. Well-known ports are
