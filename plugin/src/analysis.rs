@@ -1,0 +1,364 @@
+//! Why a parentRef attaches or not, and whether a backendRef resolves.
+//!
+//! This follows the Gateway API rules Ferry's control plane applies
+//! (`sectionName` and `port`, `allowedRoutes` kinds and namespaces,
+//! listener hostnames, ReferenceGrants) and uses the spec's reasons, so
+//! `describe` and `check` explain what the status writer decides. Each
+//! verdict comes from one function ([`parent`], [`backend`]) taking the
+//! snapshot and one reference.
+
+mod listeners;
+
+use std::fmt;
+
+use crate::model::{BackendRef, GATEWAY_GROUP, Inventory, ParentRef, Route, Rule};
+
+pub use listeners::hostnames_intersect;
+
+/// A spec reason, for a refusal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    /// The parentRef matches no parent, or no listener/port of it.
+    NoMatchingParent,
+    /// No listener admits the route (its kind or its namespace).
+    NotAllowedByListeners,
+    /// Listeners admit the route but none shares a hostname with it.
+    NoMatchingListenerHostname,
+    /// A reference of a kind that is not supported.
+    InvalidKind,
+    /// The referenced object does not exist.
+    BackendNotFound,
+    /// A cross-namespace reference without a ReferenceGrant.
+    RefNotPermitted,
+    /// A value Ferry does not support.
+    UnsupportedValue,
+}
+
+/// Why a reference is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The spec reason.
+    pub reason: Reason,
+    /// What exactly, in plain words.
+    pub message: String,
+    /// Which check failed, for `check`'s issue codes.
+    pub cause: Cause,
+}
+
+/// The precise check behind a refusal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Cause {
+    /// The parent object does not exist.
+    ParentNotFound,
+    /// No listener has the `sectionName`.
+    SectionNameNotFound,
+    /// No listener or Service port has the parentRef's `port`.
+    ParentPortNotFound,
+    /// The listener does not admit routes from the route's namespace.
+    NamespaceNotAllowed,
+    /// The listener does not admit the route's kind.
+    KindNotAllowed,
+    /// No hostname in common.
+    HostnameMismatch,
+    /// The parent is of a kind Ferry does not attach to.
+    ParentKindUnsupported,
+    /// The backend is not a Service.
+    BackendKindInvalid,
+    /// The backend Service does not exist.
+    BackendNotFound,
+    /// The backend Service lacks the port.
+    BackendPortNotFound,
+    /// A cross-namespace backend without a ReferenceGrant.
+    MissingReferenceGrant,
+}
+
+/// The verdict for one parentRef.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ParentVerdict {
+    /// It attaches; to these listeners (Gateway) or ports (Service).
+    Attached(Vec<String>),
+    /// It does not attach.
+    Refused(Refusal),
+    /// The parent's kind was not read (missing CRD or permissions).
+    Unknown,
+}
+
+/// The verdict for one backendRef.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendVerdict {
+    /// Why it does not resolve, if it does not.
+    pub refusal: Option<Refusal>,
+    /// Whether the Service exists (`None` when Services were not read).
+    pub exists: Option<bool>,
+    /// Whether a ReferenceGrant (or the same namespace) allows it.
+    pub permitted: bool,
+    /// Ready endpoints, when known.
+    pub ready: Option<usize>,
+}
+
+/// A backend's share of its rule's traffic.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Share {
+    /// The backendRef.
+    pub backend: BackendRef,
+    /// Its weight (1 when unset).
+    pub weight: u64,
+    /// Percent of the rule's requests, 0 to 100.
+    pub percent: f64,
+}
+
+// === impl Reason ===
+
+impl Reason {
+    /// The reason as the spec spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoMatchingParent => "NoMatchingParent",
+            Self::NotAllowedByListeners => "NotAllowedByListeners",
+            Self::NoMatchingListenerHostname => "NoMatchingListenerHostname",
+            Self::InvalidKind => "InvalidKind",
+            Self::BackendNotFound => "BackendNotFound",
+            Self::RefNotPermitted => "RefNotPermitted",
+            Self::UnsupportedValue => "UnsupportedValue",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// === impl Cause ===
+
+impl Cause {
+    /// The stable issue code `check` prints.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::ParentNotFound => "GW101",
+            Self::SectionNameNotFound => "GW102",
+            Self::ParentPortNotFound => "GW103",
+            Self::NamespaceNotAllowed => "GW104",
+            Self::KindNotAllowed => "GW105",
+            Self::HostnameMismatch => "GW106",
+            Self::ParentKindUnsupported => "GW107",
+            Self::BackendNotFound => "GW201",
+            Self::BackendPortNotFound => "GW202",
+            Self::MissingReferenceGrant => "GW203",
+            Self::BackendKindInvalid => "GW204",
+        }
+    }
+
+    /// The one-line fix.
+    pub fn fix(self) -> &'static str {
+        match self {
+            Self::ParentNotFound => "create the parent, or fix the parentRef's name, namespace and kind",
+            Self::SectionNameNotFound => "set sectionName to one of the Gateway's listener names, or remove it",
+            Self::ParentPortNotFound => "set port to a port the parent listens on, or remove it",
+            Self::NamespaceNotAllowed => "label the route's namespace to match the listener's allowedRoutes.namespaces, or widen it on the Gateway",
+            Self::KindNotAllowed => "add the route's kind to the listener's allowedRoutes.kinds, or attach to a listener of the right protocol",
+            Self::HostnameMismatch => "make a route hostname match the listener's hostname (or drop the route's hostnames)",
+            Self::ParentKindUnsupported => "use a Gateway (group gateway.networking.k8s.io) or a Service (group \"\") as parent",
+            Self::BackendNotFound => "create the Service, or fix the backendRef's name and namespace",
+            Self::BackendPortNotFound => "set the backendRef's port to one of the Service's ports",
+            Self::MissingReferenceGrant => "create a ReferenceGrant in the backend's namespace from the route's kind and namespace to the Service",
+            Self::BackendKindInvalid => "refer to a core Service (group \"\", kind Service)",
+        }
+    }
+}
+
+// === impl Refusal ===
+
+impl Refusal {
+    pub(crate) fn new(reason: Reason, cause: Cause, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+            cause,
+        }
+    }
+}
+
+/// Whether and where a route's parentRef attaches.
+pub fn parent(inv: &Inventory, route: &Route, parent: &ParentRef) -> ParentVerdict {
+    let ns = parent.namespace(&route.meta.namespace);
+    if parent.is_gateway() {
+        if !inv.gateways_known {
+            return ParentVerdict::Unknown;
+        }
+        let Some(gateway) = inv.gateway(ns, &parent.name) else {
+            return ParentVerdict::Refused(Refusal::new(
+                Reason::NoMatchingParent,
+                Cause::ParentNotFound,
+                format!("Gateway {ns}/{} does not exist", parent.name),
+            ));
+        };
+        return listeners::attach(inv, route, parent, gateway);
+    }
+    if parent.is_service() {
+        if !inv.services_known {
+            return ParentVerdict::Unknown;
+        }
+        let Some(service) = inv.service(ns, &parent.name) else {
+            return ParentVerdict::Refused(Refusal::new(
+                Reason::NoMatchingParent,
+                Cause::ParentNotFound,
+                format!("Service {ns}/{} does not exist", parent.name),
+            ));
+        };
+        let ports: Vec<String> = service.ports.iter().map(|p| p.port.to_string()).collect();
+        let chosen: Vec<String> = service
+            .ports
+            .iter()
+            .filter(|p| parent.port.is_none_or(|want| p.port == want))
+            .filter(|p| {
+                parent
+                    .section_name
+                    .as_ref()
+                    .is_none_or(|s| p.name.as_ref() == Some(s))
+            })
+            .map(|p| p.port.to_string())
+            .collect();
+        if chosen.is_empty() {
+            let wanted = match (&parent.port, &parent.section_name) {
+                (Some(port), _) => format!("port {port}"),
+                (None, Some(name)) => format!("a port named {name}"),
+                (None, None) => "ports".to_owned(),
+            };
+            return ParentVerdict::Refused(Refusal::new(
+                Reason::NoMatchingParent,
+                Cause::ParentPortNotFound,
+                format!(
+                    "Service {ns}/{} has no {wanted} (ports: {})",
+                    parent.name,
+                    list_or_none(&ports)
+                ),
+            ));
+        }
+        return ParentVerdict::Attached(chosen);
+    }
+    ParentVerdict::Refused(Refusal::new(
+        Reason::InvalidKind,
+        Cause::ParentKindUnsupported,
+        format!(
+            "parent kind {}/{} is not supported; use a Gateway or a core Service",
+            parent.group(),
+            parent.kind()
+        ),
+    ))
+}
+
+/// Whether a route's backendRef resolves.
+pub fn backend(inv: &Inventory, route: &Route, backend: &BackendRef) -> BackendVerdict {
+    let route_ns = &route.meta.namespace;
+    let ns = backend.namespace(route_ns);
+    let exists = inv
+        .services_known
+        .then(|| inv.service(ns, &backend.name).is_some());
+    let permitted = ns == route_ns
+        || inv.reference_grants.iter().any(|g| {
+            g.meta.namespace == ns
+                && g.permits(
+                    (GATEWAY_GROUP, route.kind.as_str(), route_ns),
+                    (backend.group(), backend.kind(), &backend.name),
+                )
+        });
+    let mut verdict = BackendVerdict {
+        refusal: None,
+        exists,
+        permitted,
+        ready: None,
+    };
+    let display = format!("{ns}/{}", backend.name);
+    verdict.refusal = if !backend.is_service() {
+        Some(Refusal::new(
+            Reason::InvalidKind,
+            Cause::BackendKindInvalid,
+            format!(
+                "backend {}/{} {display} is not supported; use a core Service",
+                backend.group(),
+                backend.kind()
+            ),
+        ))
+    } else if !permitted {
+        Some(Refusal::new(
+            Reason::RefNotPermitted,
+            Cause::MissingReferenceGrant,
+            format!(
+                "no ReferenceGrant in namespace {ns} allows {}s in {route_ns} to refer to Service {display}",
+                route.kind
+            ),
+        ))
+    } else {
+        match inv.services_known.then(|| inv.service(ns, &backend.name)) {
+            Some(None) => Some(Refusal::new(
+                Reason::BackendNotFound,
+                Cause::BackendNotFound,
+                format!("Service {display} does not exist"),
+            )),
+            Some(Some(service)) => backend.port.and_then(|port| {
+                service.port(port).is_none().then(|| {
+                    let ports: Vec<String> =
+                        service.ports.iter().map(|p| p.port.to_string()).collect();
+                    Refusal::new(
+                        Reason::BackendNotFound,
+                        Cause::BackendPortNotFound,
+                        format!(
+                            "Service {display} has no port {port} (ports: {})",
+                            list_or_none(&ports)
+                        ),
+                    )
+                })
+            }),
+            None => None,
+        }
+    };
+    if verdict.refusal.is_none() && backend.is_service() {
+        verdict.ready = inv.ready(ns, &backend.name);
+    }
+    verdict
+}
+
+/// Each backend's share of the rule: weight over the sum of weights; with
+/// every weight 0 (or no backends) nothing is served and every share is 0.
+pub fn shares(rule: &Rule) -> Vec<Share> {
+    let total: u64 = rule.backend_refs.iter().map(BackendRef::weight).sum();
+    rule.backend_refs
+        .iter()
+        .map(|b| {
+            let weight = b.weight();
+            let percent = if total == 0 {
+                0.0
+            } else {
+                weight as f64 * 100.0 / total as f64
+            };
+            Share {
+                backend: b.clone(),
+                weight,
+                percent,
+            }
+        })
+        .collect()
+}
+
+/// A percentage as the views print it: `90%`, `33.3%`, `0%`.
+pub fn format_percent(percent: f64) -> String {
+    let tenths = (percent * 10.0).round();
+    if tenths % 10.0 == 0.0 {
+        format!("{}%", tenths / 10.0)
+    } else {
+        format!("{:.1}%", tenths / 10.0)
+    }
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "none".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests;

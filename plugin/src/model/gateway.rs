@@ -1,0 +1,303 @@
+//! Gateways, their listeners, GatewayClasses and ReferenceGrants.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Condition, Meta, ModelError, display_name};
+
+/// A label selector (`matchLabels` and `matchExpressions`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct LabelSelector {
+    /// Labels that must be equal.
+    pub match_labels: BTreeMap<String, String>,
+    /// Expressions (`In`, `NotIn`, `Exists`, `DoesNotExist`).
+    pub match_expressions: Vec<SelectorRequirement>,
+}
+
+/// One `matchExpressions` entry.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SelectorRequirement {
+    /// Label key.
+    pub key: String,
+    /// Operator.
+    pub operator: String,
+    /// Values.
+    pub values: Vec<String>,
+}
+
+/// `allowedRoutes.namespaces`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct RouteNamespaces {
+    /// `All`, `Same` (default) or `Selector`.
+    pub from: Option<String>,
+    /// The selector for `Selector`.
+    pub selector: Option<LabelSelector>,
+}
+
+/// A `group`/`kind` pair.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct GroupKind {
+    /// Group (the Gateway API group when unset).
+    pub group: Option<String>,
+    /// Kind.
+    pub kind: String,
+}
+
+/// A listener's `allowedRoutes`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AllowedRoutes {
+    /// Which namespaces may attach.
+    pub namespaces: Option<RouteNamespaces>,
+    /// Which kinds may attach (by protocol when empty).
+    pub kinds: Vec<GroupKind>,
+}
+
+/// A Gateway listener.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Listener {
+    /// Name (the `sectionName` routes use).
+    pub name: String,
+    /// Hostname, possibly a `*.` wildcard.
+    pub hostname: Option<String>,
+    /// Port.
+    pub port: i32,
+    /// `HTTP`, `HTTPS`, `TLS`, `TCP`, `UDP`.
+    pub protocol: String,
+    /// Which routes may attach.
+    pub allowed_routes: Option<AllowedRoutes>,
+}
+
+/// A listener's status.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ListenerStatus {
+    /// Listener name.
+    pub name: String,
+    /// Routes attached, as the controller counts them.
+    pub attached_routes: i64,
+    /// Conditions.
+    pub conditions: Vec<Condition>,
+}
+
+/// A Gateway.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Gateway {
+    /// Metadata.
+    pub meta: Meta,
+    /// `spec.gatewayClassName`.
+    pub class_name: String,
+    /// `spec.listeners`.
+    pub listeners: Vec<Listener>,
+    /// `status.conditions`.
+    pub conditions: Vec<Condition>,
+    /// `status.listeners`.
+    pub listener_status: Vec<ListenerStatus>,
+}
+
+/// A GatewayClass.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GatewayClass {
+    /// Metadata.
+    pub meta: Meta,
+    /// `spec.controllerName`.
+    pub controller_name: String,
+    /// `status.conditions`.
+    pub conditions: Vec<Condition>,
+}
+
+/// A ReferenceGrant's `from` entry.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct GrantFrom {
+    /// Group.
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace.
+    pub namespace: String,
+}
+
+/// A ReferenceGrant's `to` entry.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct GrantTo {
+    /// Group.
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+    /// Name (every object of the kind when unset).
+    pub name: Option<String>,
+}
+
+/// A ReferenceGrant.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReferenceGrant {
+    /// Metadata.
+    pub meta: Meta,
+    /// Who may refer.
+    pub from: Vec<GrantFrom>,
+    /// To what.
+    pub to: Vec<GrantTo>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Raw<S, T> {
+    metadata: Meta,
+    spec: S,
+    status: T,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct GatewaySpec {
+    gateway_class_name: String,
+    listeners: Vec<Listener>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct GatewayStatus {
+    conditions: Vec<Condition>,
+    listeners: Vec<ListenerStatus>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct ClassSpec {
+    controller_name: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ConditionsStatus {
+    conditions: Vec<Condition>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct GrantSpec {
+    from: Vec<GrantFrom>,
+    to: Vec<GrantTo>,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(kind: &str, value: Value) -> Result<T, ModelError> {
+    let name = display_name(&value);
+    serde_json::from_value(value).map_err(|source| ModelError::Decode {
+        kind: kind.to_owned(),
+        name,
+        source,
+    })
+}
+
+// === impl LabelSelector ===
+
+impl LabelSelector {
+    /// Whether a set of labels matches.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && self.match_expressions.iter().all(|e| {
+                let value = labels.get(&e.key);
+                match e.operator.as_str() {
+                    "In" => value.is_some_and(|v| e.values.contains(v)),
+                    "NotIn" => value.is_none_or(|v| !e.values.contains(v)),
+                    "Exists" => value.is_some(),
+                    "DoesNotExist" => value.is_none(),
+                    _ => false,
+                }
+            })
+    }
+
+    /// `k=v,k2 in (a,b)`, for messages.
+    pub fn display(&self) -> String {
+        let mut parts: Vec<String> = self
+            .match_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        for e in &self.match_expressions {
+            parts.push(match e.operator.as_str() {
+                "Exists" => e.key.clone(),
+                "DoesNotExist" => format!("!{}", e.key),
+                op => format!("{} {} ({})", e.key, op.to_lowercase(), e.values.join(",")),
+            });
+        }
+        parts.join(",")
+    }
+}
+
+// === impl Gateway ===
+
+impl Gateway {
+    /// Reads a Gateway from its JSON.
+    pub fn from_json(value: Value) -> Result<Self, ModelError> {
+        let raw: Raw<GatewaySpec, GatewayStatus> = decode("Gateway", value)?;
+        Ok(Self {
+            meta: raw.metadata,
+            class_name: raw.spec.gateway_class_name,
+            listeners: raw.spec.listeners,
+            conditions: raw.status.conditions,
+            listener_status: raw.status.listeners,
+        })
+    }
+
+    /// A listener by name.
+    pub fn listener(&self, name: &str) -> Option<&Listener> {
+        self.listeners.iter().find(|l| l.name == name)
+    }
+}
+
+// === impl GatewayClass ===
+
+impl GatewayClass {
+    /// Reads a GatewayClass from its JSON.
+    pub fn from_json(value: Value) -> Result<Self, ModelError> {
+        let raw: Raw<ClassSpec, ConditionsStatus> = decode("GatewayClass", value)?;
+        Ok(Self {
+            meta: raw.metadata,
+            controller_name: raw.spec.controller_name,
+            conditions: raw.status.conditions,
+        })
+    }
+}
+
+// === impl ReferenceGrant ===
+
+impl ReferenceGrant {
+    /// Reads a ReferenceGrant from its JSON.
+    pub fn from_json(value: Value) -> Result<Self, ModelError> {
+        let raw: Raw<GrantSpec, ConditionsStatus> = decode("ReferenceGrant", value)?;
+        Ok(Self {
+            meta: raw.metadata,
+            from: raw.spec.from,
+            to: raw.spec.to,
+        })
+    }
+
+    /// Whether this grant lets `from_kind` objects in `from_ns` refer to the
+    /// object `to_group`/`to_kind`/`to_name` in the grant's namespace.
+    pub fn permits(
+        &self,
+        (from_group, from_kind, from_ns): (&str, &str, &str),
+        (to_group, to_kind, to_name): (&str, &str, &str),
+    ) -> bool {
+        self.from
+            .iter()
+            .any(|f| f.group == from_group && f.kind == from_kind && f.namespace == from_ns)
+            && self.to.iter().any(|t| {
+                t.group == to_group
+                    && t.kind == to_kind
+                    && t.name.as_deref().is_none_or(|n| n == to_name)
+            })
+    }
+}
