@@ -1,0 +1,2 @@
+//! ferry-control owns Ferry's control plane.
+#![warn(missing_docs)]

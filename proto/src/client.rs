@@ -1,0 +1,214 @@
+//! The proxy's side of discovery: streams of compiled configuration that
+//! reconnect by themselves.
+//!
+//! [`watch_gateway`] never ends. It yields every view the server sends, and
+//! an error for every failed connection or broken stream, then reconnects
+//! with backoff and resyncs from the server's new first message. A proxy
+//! applies the `Ok` items and logs the errors, so it keeps serving its last
+//! configuration while the control plane is away.
+
+use std::time::Duration;
+
+use ferry_core::model::ProxyConfig;
+use futures_util::Stream;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::convert::ConvertError;
+use crate::pb;
+use crate::pb::discovery_client::DiscoveryClient;
+
+/// First delay before reconnecting after a failure.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest delay between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// One view of a Gateway, as the proxy applies it.
+#[derive(Debug)]
+pub struct GatewayConfig {
+    /// The server's version of the view.
+    pub version: u64,
+    /// What to serve; `None` while the Gateway does not exist or is not of
+    /// a Ferry class (serve nothing).
+    pub config: Option<ProxyConfig>,
+    /// The Gateway's computed status as JSON (empty when unknown).
+    pub status_json: String,
+}
+
+/// Why an item of a watch is not a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The discovery address is not a valid URI.
+    #[error("failed to parse discovery address {addr}")]
+    Address {
+        /// The address given.
+        addr: String,
+        /// Cause.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// Connecting to the server failed.
+    #[error("failed to connect to discovery at {addr}")]
+    Connect {
+        /// The address.
+        addr: String,
+        /// Cause.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The server refused the watch or the stream broke.
+    #[error("failed to watch {what} at {addr}: {status}")]
+    Stream {
+        /// What was watched (`Gateway ns/name`).
+        what: String,
+        /// The address.
+        addr: String,
+        /// The gRPC status.
+        status: Box<tonic::Status>,
+    },
+    /// The server sent a configuration the proxy cannot apply.
+    #[error("failed to apply the view of {what} version {version}")]
+    Convert {
+        /// What was watched.
+        what: String,
+        /// The view's version.
+        version: u64,
+        /// Cause.
+        #[source]
+        source: ConvertError,
+    },
+}
+
+struct State {
+    addr: String,
+    request: pb::GatewayWatch,
+    stream: Option<tonic::Streaming<pb::GatewayUpdate>>,
+    backoff: Duration,
+    delay: Option<Duration>,
+}
+
+/// The URI of a discovery address: `host:port` means plaintext HTTP/2.
+pub fn endpoint(addr: &str) -> Result<Endpoint, ClientError> {
+    let uri = if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    Endpoint::from_shared(uri)
+        .map(|e| {
+            e.connect_timeout(Duration::from_secs(2))
+                .http2_keep_alive_interval(Duration::from_secs(10))
+                .keep_alive_timeout(Duration::from_secs(5))
+        })
+        .map_err(|source| ClientError::Address {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Watches Gateway `namespace/name` at `addr` (`host:port` or a URI),
+/// forever.
+pub fn watch_gateway(
+    addr: impl Into<String>,
+    namespace: impl Into<String>,
+    name: impl Into<String>,
+) -> impl Stream<Item = Result<GatewayConfig, ClientError>> + Send + 'static {
+    let state = State {
+        addr: addr.into(),
+        request: pb::GatewayWatch {
+            namespace: namespace.into(),
+            name: name.into(),
+        },
+        stream: None,
+        backoff: MIN_BACKOFF,
+        delay: None,
+    };
+    futures_util::stream::unfold(state, |mut s| async move {
+        let item = s.next().await;
+        Some((item, s))
+    })
+}
+
+// === impl State ===
+
+impl State {
+    fn what(&self) -> String {
+        format!("Gateway {}/{}", self.request.namespace, self.request.name)
+    }
+
+    async fn next(&mut self) -> Result<GatewayConfig, ClientError> {
+        if let Some(delay) = self.delay.take() {
+            tokio::time::sleep(delay).await;
+        }
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            None => match self.connect().await {
+                Ok(stream) => self.stream.insert(stream),
+                Err(error) => return Err(self.failed(error)),
+            },
+        };
+        match stream.message().await {
+            Ok(Some(update)) => {
+                self.backoff = MIN_BACKOFF;
+                let version = update.version;
+                let config = update
+                    .config
+                    .map(ProxyConfig::try_from)
+                    .transpose()
+                    .map_err(|source| ClientError::Convert {
+                        what: self.what(),
+                        version,
+                        source,
+                    })?;
+                Ok(GatewayConfig {
+                    version,
+                    config,
+                    status_json: update.status_json,
+                })
+            }
+            Ok(None) => {
+                let status = tonic::Status::unavailable("the server ended the stream");
+                Err(self.broken(status))
+            }
+            Err(status) => Err(self.broken(status)),
+        }
+    }
+
+    async fn connect(&self) -> Result<tonic::Streaming<pb::GatewayUpdate>, ClientError> {
+        let channel: Channel =
+            endpoint(&self.addr)?
+                .connect()
+                .await
+                .map_err(|source| ClientError::Connect {
+                    addr: self.addr.clone(),
+                    source,
+                })?;
+        let mut client = DiscoveryClient::new(channel);
+        let response = client
+            .watch_gateway(self.request.clone())
+            .await
+            .map_err(|status| ClientError::Stream {
+                what: self.what(),
+                addr: self.addr.clone(),
+                status: Box::new(status),
+            })?;
+        Ok(response.into_inner())
+    }
+
+    /// The stream broke: reconnect at once the first time.
+    fn broken(&mut self, status: tonic::Status) -> ClientError {
+        self.stream = None;
+        self.delay = Some(Duration::ZERO);
+        ClientError::Stream {
+            what: self.what(),
+            addr: self.addr.clone(),
+            status: Box::new(status),
+        }
+    }
+
+    /// Connecting failed: wait longer each time.
+    fn failed(&mut self, error: ClientError) -> ClientError {
+        self.delay = Some(self.backoff);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        error
+    }
+}

@@ -1,0 +1,20 @@
+//! ferry-api owns Ferry's discovery protocol: the `.proto`
+//! (`proto/ferry/discovery/v1/discovery.proto`), the tonic client and
+//! server stubs generated from it (compiled with protox, no system
+//! `protoc`), the conversions between its messages and ferry-core's
+//! compiled [`ferry_core::model`], and the proxy's client
+//! ([`client::watch_gateway`]). The proxy depends on this crate, never on
+//! `kube`; ferry-control implements the server.
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod convert;
+
+/// The generated messages and stubs of `ferry.discovery.v1`.
+#[allow(missing_docs, unreachable_pub, clippy::all, clippy::unwrap_used)]
+pub mod pb {
+    tonic::include_proto!("ferry.discovery.v1");
+}
+
+pub use client::{ClientError, GatewayConfig, watch_gateway};
+pub use convert::ConvertError;
