@@ -1,7 +1,9 @@
 //! `(Pod, InjectConfig) -> JSON patch`: the decision whether to inject, and
 //! the RFC 6902 operations that add Ferry to a pod.
 
-use k8s_openapi::api::core::v1::Pod;
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, PatchOperation, ReplaceOperation};
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use serde_json::{Value, json};
 
 use crate::InjectError;
@@ -54,19 +56,18 @@ pub fn inject(pod: &Pod, config: &InjectConfig) -> Result<Injection, InjectError
     let empty = Default::default();
     let pod_annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
     let settings = PodSettings::from_annotations(pod_annotations, config)?;
-    let spec = pod.spec.clone().unwrap_or_default();
+    let no_spec = Default::default();
+    let spec: &PodSpec = pod.spec.as_ref().unwrap_or(&no_spec);
     let mut ops = Vec::new();
 
     // Probe rewrites address containers by their original index, so they go
     // before the classic sidecar is inserted at index 0.
     let (rewrites, originals) = probes::rewrite(&spec.containers, &settings.skip_inbound);
     for rewrite in &rewrites {
-        let path = format!(
-            "/spec/containers/{}/{}",
-            rewrite.container,
-            rewrite.kind.field()
-        );
-        ops.push(op("replace", &path, to_value(&rewrite.probe, "probe")?));
+        let index = rewrite.container.to_string();
+        let path = pointer(&["spec", "containers", &index, rewrite.kind.field()]);
+        let value = to_value(&rewrite.probe, "probe")?;
+        ops.push(PatchOperation::Replace(ReplaceOperation { path, value }));
     }
     let app_probes =
         match originals.is_empty() {
@@ -92,48 +93,37 @@ pub fn inject(pod: &Pod, config: &InjectConfig) -> Result<Injection, InjectError
         first_inits.push(proxy.clone());
     }
     if spec.init_containers.as_ref().is_none_or(Vec::is_empty) {
-        ops.push(op("add", "/spec/initContainers", Value::Array(first_inits)));
+        ops.push(add(&["spec", "initContainers"], Value::Array(first_inits)));
     } else {
         for (index, container) in first_inits.into_iter().enumerate() {
-            ops.push(op(
-                "add",
-                &format!("/spec/initContainers/{index}"),
-                container,
-            ));
+            ops.push(add(&["spec", "initContainers", &index.to_string()], container));
         }
     }
     if config.sidecar_mode == SidecarMode::Classic {
-        ops.push(op("add", "/spec/containers/0", proxy));
+        ops.push(add(&["spec", "containers", "0"], proxy));
     }
 
     let volumes = to_value(&containers::volumes(), "volumes")?;
-    match spec.volumes {
-        None => ops.push(op("add", "/spec/volumes", volumes)),
+    match &spec.volumes {
+        None => ops.push(add(&["spec", "volumes"], volumes)),
         Some(_) => {
             for volume in volumes.as_array().into_iter().flatten() {
-                ops.push(op("add", "/spec/volumes/-", volume.clone()));
+                ops.push(add(&["spec", "volumes", "-"], volume.clone()));
             }
         }
     }
 
     match &pod.metadata.annotations {
-        None => ops.push(op(
-            "add",
-            "/metadata/annotations",
+        None => ops.push(add(
+            &["metadata", "annotations"],
             json!({ annotations::INJECTED: config.version }),
         )),
-        Some(_) => ops.push(op(
-            "add",
-            &format!("/metadata/annotations/{}", escape(annotations::INJECTED)),
+        Some(_) => ops.push(add(
+            &["metadata", "annotations", annotations::INJECTED],
             json!(config.version),
         )),
     }
-    let patch =
-        serde_json::from_value(Value::Array(ops)).map_err(|source| InjectError::Serialize {
-            what: "patch",
-            source,
-        })?;
-    Ok(Injection::Patch(patch))
+    Ok(Injection::Patch(json_patch::Patch(ops)))
 }
 
 /// Why `pod` must be left alone, if it must.
@@ -166,13 +156,14 @@ pub fn skip_reason(pod: &Pod) -> Option<SkipReason> {
     None
 }
 
-fn op(op: &str, path: &str, value: Value) -> Value {
-    json!({ "op": op, "path": path, "value": value })
+fn add(tokens: &[&str], value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation { path: pointer(tokens), value })
 }
 
-/// Escapes a key for a JSON pointer (RFC 6901).
-fn escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
+/// A JSON pointer (RFC 6901) from unescaped tokens (`ferry.dev/injected`
+/// becomes `ferry.dev~1injected`).
+fn pointer(tokens: &[&str]) -> PointerBuf {
+    PointerBuf::from_tokens(tokens.iter().copied())
 }
 
 fn to_value<T: serde::Serialize>(value: &T, what: &'static str) -> Result<Value, InjectError> {

@@ -67,8 +67,10 @@ async fn post(service: &AdmissionService, body: impl Into<Bytes>) -> (StatusCode
 }
 
 fn patch_of(review: &Value) -> Value {
-    let bytes: Vec<u8> = serde_json::from_value(review["response"]["patch"].clone()).unwrap();
-    serde_json::from_slice(&bytes).unwrap()
+    // base64, as the API documents `patch`.
+    let bytes: k8s_openapi::ByteString =
+        serde_json::from_value(review["response"]["patch"].clone()).unwrap();
+    serde_json::from_slice(&bytes.0).unwrap()
 }
 
 #[tokio::test]
