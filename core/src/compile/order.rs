@@ -70,3 +70,36 @@ impl Precedence {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matcher() -> RequestMatcher {
+        RequestMatcher {
+            path: PathMatch::Prefix("/".to_string()),
+            method: None,
+            headers: Vec::new(),
+            query: Vec::new(),
+        }
+    }
+
+    /// Routes are compiled in namespace/name order already, so the
+    /// end-to-end test cannot see this key; check it directly.
+    #[test]
+    fn namespace_then_name_orders_equal_matches() {
+        let key =
+            |ns: &str, name: &str| Precedence::new(&matcher(), None, &NsName::new(ns, name), 0, 0);
+        assert!(key("default", "a") < key("default", "b"));
+        assert!(key("aaa", "z") < key("default", "a"));
+        assert!(key("default", "a") != key("default", "b"));
+    }
+
+    #[test]
+    fn created_routes_come_before_routes_without_a_timestamp() {
+        let time: Time = serde_json::from_str("\"2020-01-01T00:00:00Z\"").unwrap();
+        let created = Precedence::new(&matcher(), Some(&time), &NsName::new("z", "z"), 0, 0);
+        let unknown = Precedence::new(&matcher(), None, &NsName::new("a", "a"), 0, 0);
+        assert!(created < unknown);
+    }
+}
