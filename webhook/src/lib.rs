@@ -68,7 +68,7 @@ pub enum WebhookError {
         name: String,
         /// The cause.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// The certificate Secret lacks a key.
     #[error("certificate Secret {namespace}/{name} has no UTF-8 {key}")]
@@ -106,14 +106,14 @@ pub enum WebhookError {
         name: String,
         /// The cause.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// Asking the apiserver its version failed.
     #[error("failed to get the apiserver version")]
     ServerVersion {
         /// The cause.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// Binding the listener failed.
     #[error("failed to listen on {addr}")]

@@ -106,7 +106,7 @@ pub async fn apply(
     .await
     .map_err(|source| WebhookError::Register {
         name: args.configuration.clone(),
-        source,
+        source: Box::new(source),
     })?;
     Ok(())
 }
@@ -116,7 +116,9 @@ pub async fn detect_sidecar_mode(client: &kube::Client) -> Result<SidecarMode, W
     let info = client
         .apiserver_version()
         .await
-        .map_err(|source| WebhookError::ServerVersion { source })?;
+        .map_err(|source| WebhookError::ServerVersion {
+            source: Box::new(source),
+        })?;
     Ok(SidecarMode::for_server_version(&info.major, &info.minor))
 }
 

@@ -94,7 +94,7 @@ impl ServingCert {
         let secret_err = |source| WebhookError::CertSecret {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
-            source,
+            source: Box::new(source),
         };
         if let Some(secret) = api.get_opt(name).await.map_err(secret_err)? {
             return Self::from_secret(&secret, namespace, name);
