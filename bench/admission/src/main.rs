@@ -33,6 +33,9 @@ struct Args {
     /// Concurrent connections, like an apiserver under a burst of pod creates.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
+    /// Worker threads of the webhook's runtime.
+    #[arg(long, default_value_t = 1)]
+    server_threads: usize,
     /// Unmeasured requests before the first round.
     #[arg(long, default_value_t = 500)]
     warmup: usize,
@@ -45,11 +48,17 @@ enum Kind {
     Skip,
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<()> {
+/// The server gets its own runtime (`--server-threads` workers, like the
+/// webhook's own CPU in its pod); the client, standing for the apiserver,
+/// runs on one thread.
+fn main() -> Result<()> {
     let args = Args::parse();
     let cert = ServingCert::generate(&["localhost".to_owned()], &["127.0.0.1".parse()?])?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.server_threads)
+        .enable_all()
+        .build()?;
+    let listener = server.block_on(TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     let service = AdmissionService::new(
         InjectConfig::new("0.1.0").with_sidecar_mode(ferry_injector::SidecarMode::Native),
@@ -61,14 +70,20 @@ async fn main() -> Result<()> {
         handshake: Duration::from_secs(4),
         header_read: Duration::from_secs(4),
     };
-    tokio::spawn(ferry_webhook::serve(
+    server.spawn(ferry_webhook::serve(
         listener,
         cert.server_config()?,
         service,
         timeouts,
         std::future::pending(),
     ));
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    client.block_on(measure(&args, addr, &cert.ca_pem))
+}
 
+async fn measure(args: &Args, addr: SocketAddr, ca_pem: &str) -> Result<()> {
     let inject = Bytes::from(client::review(false).to_string());
     let skip = Bytes::from(client::review(true).to_string());
     println!(
@@ -78,10 +93,10 @@ async fn main() -> Result<()> {
         args.rounds,
         inject.len()
     );
-    run_round(addr, &cert.ca_pem, &args, args.warmup, &inject, &skip).await?;
+    run_round(addr, ca_pem, args, args.warmup, &inject, &skip).await?;
     let mut rounds: Vec<[Vec<Duration>; 3]> = Vec::new();
     for _ in 0..args.rounds {
-        rounds.push(run_round(addr, &cert.ca_pem, &args, args.requests, &inject, &skip).await?);
+        rounds.push(run_round(addr, ca_pem, args, args.requests, &inject, &skip).await?);
     }
     let [decode_us, inject_us, review_us] = in_process(&inject, 20_000)?;
     println!(
