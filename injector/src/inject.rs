@@ -96,7 +96,10 @@ pub fn inject(pod: &Pod, config: &InjectConfig) -> Result<Injection, InjectError
         ops.push(add(&["spec", "initContainers"], Value::Array(first_inits)));
     } else {
         for (index, container) in first_inits.into_iter().enumerate() {
-            ops.push(add(&["spec", "initContainers", &index.to_string()], container));
+            ops.push(add(
+                &["spec", "initContainers", &index.to_string()],
+                container,
+            ));
         }
     }
     if config.sidecar_mode == SidecarMode::Classic {
@@ -157,7 +160,10 @@ pub fn skip_reason(pod: &Pod) -> Option<SkipReason> {
 }
 
 fn add(tokens: &[&str], value: Value) -> PatchOperation {
-    PatchOperation::Add(AddOperation { path: pointer(tokens), value })
+    PatchOperation::Add(AddOperation {
+        path: pointer(tokens),
+        value,
+    })
 }
 
 /// A JSON pointer (RFC 6901) from unescaped tokens (`ferry.dev/injected`

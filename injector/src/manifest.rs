@@ -96,3 +96,33 @@ fn inject_pod(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cron_job_templates_are_injected_and_bad_yaml_is_an_error() {
+        let yaml = "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: nightly}\nspec:\n  schedule: '@daily'\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          containers: [{name: job, image: job:1}]\n";
+        let out = inject_manifests(yaml, &InjectConfig::new("v1")).unwrap();
+        let doc: Value = serde_saphyr::from_str(&out).unwrap();
+        let template = doc.pointer("/spec/jobTemplate/spec/template").unwrap();
+        assert_eq!(
+            template.pointer("/metadata/annotations/ferry.dev~1injected"),
+            Some(&Value::from("v1"))
+        );
+        assert_eq!(
+            template.pointer("/spec/initContainers/1/name"),
+            Some(&Value::from("ferry-proxy"))
+        );
+
+        let err = inject_manifests("kind: [unclosed", &InjectConfig::new("v1")).unwrap_err();
+        assert!(matches!(err, InjectError::ParseManifest { .. }), "{err}");
+        let err = inject_manifests(
+            "kind: Pod\nspec: {containers: 3}\n",
+            &InjectConfig::new("v1"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("Pod"), "{err}");
+    }
+}

@@ -241,3 +241,24 @@ async fn a_stalled_body_times_out() {
     assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
     assert_eq!(metrics.count(Outcome::Malformed, "timeout"), 1);
 }
+
+proptest::proptest! {
+    #[test]
+    fn arbitrary_bytes_are_answered_without_panic(
+        bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+    ) {
+        let reviewed = crate::review(&bytes, &ferry_injector::InjectConfig::new("0"), FailurePolicy::Fail);
+        proptest::prop_assert_eq!(reviewed.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn mutated_reviews_are_answered_without_panic(position in 0usize..4096, byte in proptest::prelude::any::<u8>()) {
+        let mut body = review_for(pod(json!({"ferry.dev/skip-inbound-ports": "22"}))).to_string().into_bytes();
+        let index = position % body.len();
+        body[index] = byte;
+        let reviewed = crate::review(&body, &ferry_injector::InjectConfig::new("0"), FailurePolicy::Fail);
+        proptest::prop_assert!(matches!(reviewed.status, StatusCode::OK | StatusCode::BAD_REQUEST));
+        let answer: Value = serde_json::from_slice(&reviewed.body).unwrap();
+        proptest::prop_assert!(answer["response"]["allowed"].is_boolean());
+    }
+}
