@@ -46,6 +46,7 @@ impl Local {
     /// controller manager if asked to.
     pub(crate) async fn start(controller_manager: bool) -> Result<(Self, Client)> {
         let bins = Binaries::locate()?;
+        sweep_stale_dirs();
         let mut last = None;
         for _ in 0..PORT_ATTEMPTS {
             let dir = tempfile::Builder::new()
@@ -207,10 +208,10 @@ impl Drop for Local {
     fn drop(&mut self) {
         // The supervisor's own drop stops the servers (it is dropped after
         // this function, before `dir`): keep the directory if asked to.
-        if std::env::var_os("FERRY_HARNESS_KEEP").is_some() {
-            if let Some(dir) = self.dir.take() {
-                eprintln!("ferry-harness: kept {}", dir.keep().display());
-            }
+        if std::env::var_os("FERRY_HARNESS_KEEP").is_some()
+            && let Some(dir) = self.dir.take()
+        {
+            eprintln!("ferry-harness: kept {}", dir.keep().display());
         }
     }
 }
@@ -284,6 +285,27 @@ fn kubeconfig_yaml(port: u16, ca: &Path, token: &str) -> String {
          context:\n    cluster: ferry-test\n    user: admin\ncurrent-context: ferry-test\n",
         ca = ca.display(),
     )
+}
+
+/// Removes cluster directories whose owning process is gone (killed before
+/// its destructors ran); their servers were already killed by the watchdog.
+fn sweep_stale_dirs() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let owner = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(crate::DATA_DIR_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = owner
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn random_token() -> String {
