@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use ferry_demo::{Demo, RunningDemo, proxy_binary};
+use tokio::signal::unix::{SignalKind, signal};
 
 /// Runs a Ferry demo on this machine: echo backends on loopback, the
 /// gateway from the scenario's YAML files, and curl lines to try.
@@ -48,6 +49,12 @@ async fn main() -> anyhow::Result<()> {
         println!("  {line}");
     }
     println!("\nCtrl-C stops the demo.");
-    tokio::signal::ctrl_c().await?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
+    // Dropping the demo stops the gateway and the backends.
+    drop(running);
     Ok(())
 }
