@@ -16,7 +16,20 @@
 //! invalid `ferry.dev/` annotations deny the pod with the reason; a body
 //! that is not an AdmissionReview gets 400 with an AdmissionReview whose
 //! status carries the message. Metrics go on the registry passed in
-//! ([`Metrics`]).
+//! ([`Metrics`]): `ferry_webhook_admissions_total{outcome, reason}` and
+//! `ferry_webhook_admission_duration_seconds`.
+//!
+//! Timeouts: the apiserver waits `--webhook-timeout` (5 s, the
+//! registration's `timeoutSeconds`, kept short so that under `Ignore` a hung
+//! webhook delays pod creation little); the server gives a client
+//! `--webhook-request-timeout` (4 s) for the TLS handshake, for the headers
+//! and for the body (at most [`MAX_BODY_BYTES`]).
+//!
+//! Permissions it needs: `get`/`patch` on its MutatingWebhookConfiguration
+//! (server-side apply, field manager [`FIELD_MANAGER`]), `get` on
+//! `/version`, and with `--webhook-cert-secret` `get`/`create` on that
+//! Secret. One replica may generate its own certificate; several must share
+//! it through the Secret, or they would overwrite each other's `caBundle`.
 #![warn(missing_docs)]
 
 mod config;
