@@ -11,10 +11,11 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::registry::Registry;
+use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 
 use crate::body::{self, Body};
-use crate::config::{ConfigRx, ErrorsRx};
+use crate::config::{ConfigRx, ErrorsRx, Snapshot};
 
 /// What the admin server shows.
 #[derive(Clone)]
@@ -81,16 +82,7 @@ impl Admin {
     fn config_json(&self) -> Response<Body> {
         let snapshot = self.config.borrow().clone();
         let errors = self.errors.borrow().clone();
-        let view = match snapshot {
-            Some(s) => serde_json::json!({
-                "version": s.version,
-                "config": &*s.config,
-                "status": s.status,
-                "errors": errors,
-            }),
-            None => serde_json::json!({ "version": 0, "config": null, "errors": errors }),
-        };
-        match serde_json::to_vec_pretty(&view) {
+        match config_view(snapshot.as_deref(), errors).and_then(|v| serde_json::to_vec_pretty(&v)) {
             Ok(json) => with_type(Response::new(body::full(json)), "application/json"),
             Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
         }
@@ -106,6 +98,30 @@ impl Admin {
             Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
         }
     }
+}
+
+/// The `/config` document: listeners (ports with their routes), backends
+/// keyed by `ns/name:port`, computed status and the last load errors.
+fn config_view(snapshot: Option<&Snapshot>, errors: Vec<String>) -> serde_json::Result<Value> {
+    let mut view = Map::new();
+    view.insert(
+        "version".into(),
+        Value::from(snapshot.map_or(0, |s| s.version)),
+    );
+    if let Some(snapshot) = snapshot {
+        view.insert(
+            "ports".into(),
+            serde_json::to_value(&snapshot.config.ports)?,
+        );
+        let mut backends = Map::new();
+        for (id, backend) in &snapshot.config.backends {
+            backends.insert(id.to_string(), serde_json::to_value(backend)?);
+        }
+        view.insert("backends".into(), Value::Object(backends));
+        view.insert("status".into(), snapshot.status.clone());
+    }
+    view.insert("errors".into(), Value::from(errors));
+    Ok(Value::Object(view))
 }
 
 fn text(status: StatusCode, message: &str) -> Response<Body> {

@@ -186,9 +186,7 @@ pub fn replace_path(modifier: &PathModifier, path: &str, prefix: Option<&str>) -
                 path.get(prefix.len()..).unwrap_or("")
             };
             let mut out = replacement.trim_end_matches('/').to_string();
-            if rest.is_empty() && out.is_empty() {
-                out.push('/');
-            } else if rest.is_empty() && replacement.ends_with('/') {
+            if rest.is_empty() && (out.is_empty() || replacement.ends_with('/')) {
                 out.push('/');
             } else {
                 out.push_str(rest);

@@ -85,8 +85,16 @@ impl Budgets {
         if let Some(budget) = by_rule.get(rule) {
             return budget.clone();
         }
+        // TpsBudget panics outside these ranges.
         let p = self.params;
-        let budget = Arc::new(TpsBudget::new(p.ttl, p.min_per_sec, p.ratio));
+        let ttl = p.ttl.clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let ratio = if p.ratio.is_finite() {
+            p.ratio.clamp(0.0, 1000.0)
+        } else {
+            0.0
+        };
+        let min_per_sec = p.min_per_sec.min(i32::MAX as u32 - 1);
+        let budget = Arc::new(TpsBudget::new(ttl, min_per_sec, ratio));
         by_rule.insert(rule.clone(), budget.clone());
         budget
     }

@@ -1,0 +1,383 @@
+//! Runs the real `ferry-proxy --mode gateway` binary on a directory of
+//! Gateway API YAML: split, header match, hostname mismatch, redirect,
+//! prefix rewrite, header add, then a broken file dropped in while serving.
+
+// Test helpers outside `#[test]` functions: clippy's test exemption does
+// not reach them.
+#![allow(clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+struct Proxy {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An HTTP/1.1 backend answering `x-backend: NAME` and echoing the request
+/// line and headers in the body.
+async fn echo_backend(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: Request<hyper::body::Incoming>| async move {
+                        let mut text = format!("{} {}\n", req.method(), req.uri());
+                        for (k, v) in req.headers() {
+                            text.push_str(&format!("{k}: {}\n", v.to_str().unwrap_or("?")));
+                        }
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .header("x-backend", name)
+                                .body(Full::new(Bytes::from(text)))
+                                .unwrap(),
+                        )
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn gateway_yaml(port: u16) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: ferry}}
+spec: {{controllerName: ferry.dev/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: public, namespace: shop}}
+spec:
+  gatewayClassName: ferry
+  listeners:
+  - {{name: http, port: {port}, protocol: HTTP}}
+"
+    )
+}
+
+fn route_yaml(v1_weight: u32, v2_weight: u32) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: shop, namespace: shop}}
+spec:
+  parentRefs: [{{name: public}}]
+  hostnames: [shop.example.com]
+  rules:
+  - matches: [{{path: {{type: PathPrefix, value: /}}, headers: [{{name: x-canary, value: 'yes'}}]}}]
+    backendRefs: [{{name: v2, port: 80}}]
+  - matches: [{{path: {{type: PathPrefix, value: /old}}}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {{scheme: https, statusCode: 301}}
+  - matches: [{{path: {{type: PathPrefix, value: /api}}}}]
+    filters:
+    - type: URLRewrite
+      urlRewrite: {{path: {{type: ReplacePrefixMatch, replacePrefixMatch: /v1}}}}
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {{add: [{{name: x-added, value: by-ferry}}]}}
+    backendRefs: [{{name: v1, port: 80}}]
+  - backendRefs:
+    - {{name: v1, port: 80, weight: {v1_weight}}}
+    - {{name: v2, port: 80, weight: {v2_weight}}}
+"
+    )
+}
+
+fn service_yaml(name: &str, backend: SocketAddr) -> String {
+    format!(
+        "apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: shop}}
+spec:
+  ports: [{{name: http, port: 80, targetPort: {port}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-1
+  namespace: shop
+  labels: {{kubernetes.io/service-name: {name}}}
+addressType: IPv4
+ports: [{{name: http, port: {port}}}]
+endpoints:
+- addresses: ['{ip}']
+",
+        port = backend.port(),
+        ip = backend.ip(),
+    )
+}
+
+fn start(dir: &Path, admin: SocketAddr) -> Proxy {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry-proxy"))
+        .args(["--mode", "gateway", "--config"])
+        .arg(dir)
+        .args(["--bind", "127.0.0.1", "--admin", &admin.to_string()])
+        .env("FERRY_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let sink = stderr.clone();
+    let pipe = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let mut sink = sink.lock().unwrap();
+            sink.push_str(&line);
+            sink.push('\n');
+        }
+    });
+    Proxy { child, stderr }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+async fn get(
+    client: &HttpClient,
+    port: u16,
+    host: &str,
+    path: &str,
+    header: Option<(&str, &str)>,
+) -> Answer {
+    let mut req = Request::builder()
+        .uri(format!("http://127.0.0.1:{port}{path}"))
+        .header("host", host);
+    if let Some((name, value)) = header {
+        req = req.header(name, value);
+    }
+    let rsp = client
+        .request(req.body(Empty::new()).unwrap())
+        .await
+        .unwrap();
+    let (parts, body) = rsp.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+impl Answer {
+    fn backend(&self) -> Option<&str> {
+        self.headers.get("x-backend").map(|v| v.to_str().unwrap())
+    }
+}
+
+async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn admin_get(
+    client: &HttpClient,
+    admin: SocketAddr,
+    path: &str,
+) -> Option<(StatusCode, String)> {
+    let uri = format!("http://{admin}{path}");
+    let rsp = client
+        .get(uri.parse().unwrap())
+        .await
+        .map_err(|e| eprintln!("{path}: {e:?}"))
+        .ok()?;
+    let status = rsp.status();
+    let body = rsp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| eprintln!("{path}: {e:?}"))
+        .ok()?
+        .to_bytes();
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_from_files() {
+    let v1 = echo_backend("v1").await;
+    let v2 = echo_backend("v2").await;
+    let port = free_port();
+    let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gateway.yaml"), gateway_yaml(port)).unwrap();
+    std::fs::write(dir.path().join("route.yaml"), route_yaml(70, 30)).unwrap();
+    std::fs::write(
+        dir.path().join("services.yaml"),
+        format!("{}---\n{}", service_yaml("v1", v1), service_yaml("v2", v2)),
+    )
+    .unwrap();
+    let proxy = start(dir.path(), admin);
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+
+    wait_until("/ready", || async {
+        admin_get(&client, admin, "/ready")
+            .await
+            .is_some_and(|(s, _)| s == StatusCode::OK)
+    })
+    .await;
+    wait_until("the listener", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+
+    // Split: 70/30 within 3 points over 2,000 requests.
+    let mut to_v1 = 0;
+    for _ in 0..2000 {
+        let answer = get(&client, port, "shop.example.com", "/", None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        if answer.backend() == Some("v1") {
+            to_v1 += 1;
+        }
+    }
+    let share = f64::from(to_v1) / 2000.0;
+    assert!((share - 0.7).abs() <= 0.03, "v1 got {share}");
+
+    // Header match.
+    for _ in 0..20 {
+        let answer = get(
+            &client,
+            port,
+            "shop.example.com",
+            "/",
+            Some(("x-canary", "yes")),
+        )
+        .await;
+        assert_eq!(answer.backend(), Some("v2"));
+    }
+
+    // Hostname mismatch.
+    let answer = get(&client, port, "other.example.com", "/", None).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+
+    // Redirect.
+    let answer = get(&client, port, "shop.example.com", "/old/page", None).await;
+    assert_eq!(answer.status, StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(
+        answer.headers.get("location").unwrap(),
+        "https://shop.example.com/old/page"
+    );
+
+    // Prefix rewrite and header add.
+    let answer = get(&client, port, "shop.example.com", "/api/items?id=3", None).await;
+    assert_eq!(answer.backend(), Some("v1"));
+    assert!(
+        answer.body.starts_with("GET /v1/items?id=3\n"),
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer.body.contains("x-added: by-ferry\n"),
+        "{}",
+        answer.body
+    );
+    assert!(
+        answer.body.contains("host: shop.example.com\n"),
+        "{}",
+        answer.body
+    );
+
+    // A broken file while serving: reported with file and line, the last
+    // good config stays in force.
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: bad\n  namespace: [\n",
+    )
+    .unwrap();
+    let logged = || proxy.stderr.lock().unwrap().clone();
+    wait_until("the error to be logged", || async {
+        logged().contains("broken.yaml:")
+    })
+    .await;
+    let (_, config) = admin_get(&client, admin, "/config").await.unwrap();
+    assert!(config.contains("broken.yaml"), "{config}");
+    let version = |config: &str| {
+        serde_json::from_str::<serde_json::Value>(config).unwrap()["version"]
+            .as_u64()
+            .unwrap()
+    };
+    let good_version = version(&config);
+    for _ in 0..50 {
+        let answer = get(&client, port, "shop.example.com", "/", None).await;
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+
+    // A good change applies; the broken file removed clears the error.
+    let current = || async {
+        let (_, config) = admin_get(&client, admin, "/config").await.unwrap();
+        version(&config)
+    };
+    std::fs::remove_file(dir.path().join("broken.yaml")).unwrap();
+    wait_until("the broken file's removal", || async {
+        current().await > good_version
+    })
+    .await;
+    let fixed_version = current().await;
+    std::fs::write(dir.path().join("route.yaml"), route_yaml(0, 1)).unwrap();
+    wait_until("the new weights", || async {
+        current().await > fixed_version
+    })
+    .await;
+    for _ in 0..50 {
+        let answer = get(&client, port, "shop.example.com", "/", None).await;
+        assert_eq!(answer.backend(), Some("v2"));
+    }
+    let (status, metrics) = admin_get(&client, admin, "/metrics").await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(metrics.contains("ferry_requests_total{"), "{metrics}");
+    let (_, config) = admin_get(&client, admin, "/config").await.unwrap();
+    assert!(config.contains("\"errors\": []"), "{config}");
+}
