@@ -1,1 +1,120 @@
-fn main() {}
+//! `ferry-control`: the control-plane binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+use ferry_control::leader::LeaseConfig;
+use ferry_control::run::{Settings, Source, start};
+use prometheus_client::registry::Registry;
+
+/// Ferry's control plane: index, status writer and discovery server.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// Address of the discovery gRPC server.
+    #[arg(long, env = "FERRY_DISCOVERY_ADDR", default_value = "0.0.0.0:8090")]
+    discovery_addr: SocketAddr,
+    /// Address of the admin server (/live, /ready, /metrics).
+    #[arg(long, env = "FERRY_ADMIN_ADDR", default_value = "0.0.0.0:9990")]
+    admin_addr: SocketAddr,
+    /// Standalone mode: read objects from this directory of YAML files
+    /// instead of watching a cluster.
+    #[arg(long, env = "FERRY_CONFIG_DIR")]
+    config_dir: Option<PathBuf>,
+    /// How often standalone mode looks for changed files.
+    #[arg(long, env = "FERRY_CONFIG_POLL", default_value = "1s", value_parser = parse_duration)]
+    config_poll: Duration,
+    /// Write status without leader election (a single replica).
+    #[arg(long, env = "FERRY_NO_LEADER_ELECTION")]
+    no_leader_election: bool,
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "FERRY_LEASE_NAMESPACE", default_value = "ferry-system")]
+    lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "FERRY_LEASE_NAME", default_value = "ferry-control")]
+    lease_name: String,
+    /// This replica's identity in the Lease (the pod name).
+    #[arg(long, env = "FERRY_POD_NAME")]
+    identity: Option<String>,
+    /// How long the Lease is valid without renewal.
+    #[arg(long, env = "FERRY_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    lease_duration: Duration,
+    /// How often the leader renews and the others check.
+    #[arg(long, env = "FERRY_LEASE_RENEW", default_value = "2s", value_parser = parse_duration)]
+    lease_renew: Duration,
+    /// Time limit of one status write.
+    #[arg(long, env = "FERRY_STATUS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    status_timeout: Duration,
+}
+
+/// `1500ms`, `15s`, `2m`, or plain seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("invalid duration {s:?}: use ms, s or m")),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let source = match &cli.config_dir {
+        Some(dir) => Source::Files {
+            dir: dir.clone(),
+            interval: cli.config_poll,
+        },
+        None => Source::Cluster(
+            kube::Client::try_default()
+                .await
+                .context("failed to build a Kubernetes client")?,
+        ),
+    };
+    let identity = match cli.identity.clone() {
+        Some(identity) => identity,
+        None => std::env::var("HOSTNAME")
+            .unwrap_or_else(|_| format!("ferry-control-{}", std::process::id())),
+    };
+    let lease = (!cli.no_leader_election).then(|| LeaseConfig {
+        namespace: cli.lease_namespace.clone(),
+        name: cli.lease_name.clone(),
+        identity,
+        lease_duration: cli.lease_duration,
+        renew_every: cli.lease_renew,
+    });
+    let settings = Settings {
+        discovery_addr: cli.discovery_addr,
+        admin_addr: cli.admin_addr,
+        lease,
+        status_timeout: cli.status_timeout,
+    };
+    let mut running = start(source, settings, Registry::default()).await?;
+    tracing::info!(
+        discovery = %running.discovery_addr,
+        admin = %running.admin_addr,
+        "Started"
+    );
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("Shutting down"),
+        ended = running.tasks.join_next() => {
+            anyhow::bail!("a task ended unexpectedly: {ended:?}");
+        }
+    }
+    Ok(())
+}

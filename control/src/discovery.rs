@@ -1,0 +1,127 @@
+//! The discovery server: answers proxies' watches from the subscribed
+//! [`Views`].
+//!
+//! A stream sends the current view as soon as the index has computed it,
+//! then every later version; views that did not change are never sent.
+//! Clients are not authenticated yet: once the CA exists, the server runs
+//! with mTLS and checks that the caller's identity may see what it asks for
+//! (see the `.proto`).
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use ferry_api::pb;
+use ferry_api::pb::discovery_server::{Discovery, DiscoveryServer};
+use ferry_core::objects::NsName;
+use futures_util::{Stream, StreamExt as _};
+use tokio_stream::wrappers::WatchStream;
+use tonic::{Request, Response, Status};
+
+use crate::metrics::Metrics;
+use crate::views::Views;
+
+/// The gRPC service.
+#[derive(Clone, Debug)]
+pub struct DiscoveryService {
+    views: Arc<Views>,
+    metrics: Metrics,
+}
+
+type Updates<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Decrements the open-stream gauge when a stream is dropped.
+struct StreamGuard {
+    metrics: Metrics,
+    watch: &'static str,
+}
+
+// === impl DiscoveryService ===
+
+impl DiscoveryService {
+    /// A service answering from `views`.
+    pub fn new(views: Arc<Views>, metrics: Metrics) -> Self {
+        Self { views, metrics }
+    }
+
+    /// The tonic server wrapping this service.
+    pub fn into_server(self) -> DiscoveryServer<Self> {
+        DiscoveryServer::new(self)
+    }
+
+    /// Serves on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) -> Result<(), tonic::transport::Error> {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tonic::transport::Server::builder()
+            .add_service(self.into_server())
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+    }
+}
+
+#[tonic::async_trait]
+impl Discovery for DiscoveryService {
+    type WatchGatewayStream = Updates<pb::GatewayUpdate>;
+    type WatchOutboundStream = Updates<pb::OutboundUpdate>;
+    type WatchInboundStream = Updates<pb::InboundUpdate>;
+
+    async fn watch_gateway(
+        &self,
+        request: Request<pb::GatewayWatch>,
+    ) -> Result<Response<Self::WatchGatewayStream>, Status> {
+        let peer: Option<SocketAddr> = request.remote_addr();
+        let watch = request.into_inner();
+        if watch.namespace.is_empty() || watch.name.is_empty() {
+            return Err(Status::invalid_argument("namespace and name are required"));
+        }
+        let gateway = NsName::new(watch.namespace, watch.name);
+        tracing::debug!(%gateway, ?peer, "Gateway watch opened");
+        let rx = self.views.watch_gateway(&gateway);
+        let guard = StreamGuard::new(self.metrics.clone(), "gateway");
+        let updates = WatchStream::new(rx).filter_map(move |view| {
+            let _guard = &guard;
+            let update = view.map(|view| {
+                Ok(pb::GatewayUpdate {
+                    version: view.version,
+                    config: view.value.config.clone(),
+                    status_json: view.value.status_json.clone(),
+                })
+            });
+            std::future::ready(update)
+        });
+        Ok(Response::new(Box::pin(updates)))
+    }
+
+    async fn watch_outbound(
+        &self,
+        _request: Request<pb::OutboundWatch>,
+    ) -> Result<Response<Self::WatchOutboundStream>, Status> {
+        Err(Status::unimplemented("outbound watches come with the mesh"))
+    }
+
+    async fn watch_inbound(
+        &self,
+        _request: Request<pb::InboundWatch>,
+    ) -> Result<Response<Self::WatchInboundStream>, Status> {
+        Err(Status::unimplemented("inbound watches come with the mesh"))
+    }
+}
+
+// === impl StreamGuard ===
+
+impl StreamGuard {
+    fn new(metrics: Metrics, watch: &'static str) -> Self {
+        metrics.stream(watch, 1);
+        Self { metrics, watch }
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.metrics.stream(self.watch, -1);
+    }
+}

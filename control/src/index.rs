@@ -1,0 +1,252 @@
+//! The cluster index: ferry-core's [`Objects`] plus what only the control
+//! plane needs (Pods), fed by [`Change`]s from watches or files.
+//!
+//! [`ClusterIndex`] is synchronous and does no I/O. Watches and the file
+//! source turn what they see into [`Change`]s; one task applies them and
+//! hands the outputs ([`ClusterIndex::status`],
+//! [`ClusterIndex::gateway_config`]) to the status writer and the discovery
+//! server. A test applies changes and asserts the outputs.
+
+mod convert;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use ferry_core::compile::{GatewaySelector, compile, compile_with_status};
+use ferry_core::model::ProxyConfig;
+use ferry_core::objects::{Kind, NsName, Object, Objects};
+use ferry_core::status::Status;
+
+pub use convert::{endpoints_to_slice, pod_info};
+
+/// What the index stores: every kind of [`Objects`], and Pods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Resource {
+    /// A kind ferry-core stores.
+    Core(Kind),
+    /// Pods (ServiceAccount, addresses, readiness).
+    Pod,
+}
+
+/// The part of a Pod the control plane needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodInfo {
+    /// The Pod.
+    pub id: NsName,
+    /// `spec.serviceAccountName` (`default` when unset).
+    pub service_account: String,
+    /// `status.podIPs`.
+    pub ips: Vec<IpAddr>,
+    /// Whether the `Ready` condition is `True`.
+    pub ready: bool,
+}
+
+/// One stored item.
+// Items move once, through a channel, into the index: boxing would only
+// add an allocation.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum Item {
+    /// A Gateway API or core object.
+    Object(Object),
+    /// A Pod.
+    Pod(PodInfo),
+}
+
+/// One change seen by a watch or the file source.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// An item was created or updated.
+    Apply(Item),
+    /// An item was deleted.
+    Delete(Resource, NsName),
+    /// A watch (re)listed a resource: these are all of its items, and the
+    /// resource is in sync from now on.
+    Relist(Resource, Vec<Item>),
+}
+
+/// The synchronous index of everything the control plane watches.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterIndex {
+    objects: Objects,
+    keys: BTreeMap<Resource, BTreeSet<NsName>>,
+    pods: BTreeMap<NsName, PodInfo>,
+    synced: BTreeSet<Resource>,
+    revision: u64,
+    rejected: u64,
+}
+
+// === impl Resource ===
+
+impl Resource {
+    /// Every resource the control plane watches.
+    pub fn all() -> impl Iterator<Item = Resource> {
+        Kind::ALL
+            .into_iter()
+            .map(Resource::Core)
+            .chain([Resource::Pod])
+    }
+
+    /// The kind's name, for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Core(kind) => kind.as_str(),
+            Resource::Pod => "Pod",
+        }
+    }
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// === impl Item ===
+
+impl Item {
+    /// What kind of item this is.
+    pub fn resource(&self) -> Resource {
+        match self {
+            Item::Object(o) => Resource::Core(o.kind()),
+            Item::Pod(_) => Resource::Pod,
+        }
+    }
+
+    /// The item's namespace and name, if it has a name.
+    pub fn id(&self) -> Option<NsName> {
+        match self {
+            Item::Object(o) => o.id().ok(),
+            Item::Pod(p) => Some(p.id.clone()),
+        }
+    }
+}
+
+// === impl ClusterIndex ===
+
+impl ClusterIndex {
+    /// An empty index.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies one change. Never fails: an item without a name is counted
+    /// in [`ClusterIndex::rejected`] and otherwise ignored.
+    pub fn apply(&mut self, change: Change) {
+        self.revision += 1;
+        match change {
+            Change::Apply(item) => self.put(item),
+            Change::Delete(resource, id) => self.remove(resource, &id),
+            Change::Relist(resource, items) => {
+                let listed: BTreeSet<NsName> = items.iter().filter_map(Item::id).collect();
+                let gone: Vec<NsName> = self
+                    .keys
+                    .get(&resource)
+                    .map(|keys| keys.difference(&listed).cloned().collect())
+                    .unwrap_or_default();
+                for id in gone {
+                    self.remove(resource, &id);
+                }
+                for item in items {
+                    self.put(item);
+                }
+                self.synced.insert(resource);
+            }
+        }
+    }
+
+    fn put(&mut self, item: Item) {
+        let resource = item.resource();
+        let Some(id) = item.id() else {
+            self.rejected += 1;
+            return;
+        };
+        match item {
+            Item::Object(object) => {
+                if self.objects.apply(object).is_err() {
+                    self.rejected += 1;
+                    return;
+                }
+            }
+            Item::Pod(pod) => {
+                self.pods.insert(id.clone(), pod);
+            }
+        }
+        self.keys.entry(resource).or_default().insert(id);
+    }
+
+    fn remove(&mut self, resource: Resource, id: &NsName) {
+        match resource {
+            Resource::Core(kind) => {
+                self.objects.delete(kind, &id.namespace, &id.name);
+            }
+            Resource::Pod => {
+                self.pods.remove(id);
+            }
+        }
+        if let Some(keys) = self.keys.get_mut(&resource) {
+            keys.remove(id);
+        }
+    }
+
+    /// Marks resources that will never be listed (e.g. EndpointSlices when
+    /// Endpoints are watched instead) as in sync.
+    pub fn mark_synced(&mut self, resource: Resource) {
+        self.synced.insert(resource);
+    }
+
+    /// Whether every resource in `expected` has been listed once.
+    pub fn is_synced(&self, expected: &[Resource]) -> bool {
+        expected.iter().all(|r| self.synced.contains(r))
+    }
+
+    /// Increases with every change applied.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Items ignored because they had no name.
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// The Gateway API and core objects.
+    pub fn objects(&self) -> &Objects {
+        &self.objects
+    }
+
+    /// A Pod by namespace and name.
+    pub fn pod(&self, id: &NsName) -> Option<&PodInfo> {
+        self.pods.get(id)
+    }
+
+    /// How many items of each resource are stored.
+    pub fn counts(&self) -> BTreeMap<Resource, usize> {
+        Resource::all()
+            .map(|r| (r, self.keys.get(&r).map_or(0, BTreeSet::len)))
+            .collect()
+    }
+
+    /// The status of every Ferry GatewayClass, Gateway and route.
+    pub fn status(&self) -> Status {
+        compile_with_status(&self.objects, &GatewaySelector::All).1
+    }
+
+    /// What the proxies of one Gateway serve; `None` when the Gateway does
+    /// not exist or is not of a Ferry class.
+    pub fn gateway_config(&self, gateway: &NsName) -> Option<ProxyConfig> {
+        let gw = self.objects.gateway(gateway)?;
+        if !ferry_core::attach::is_ferry_class(&self.objects, &gw.spec.gateway_class_name) {
+            return None;
+        }
+        Some(compile(
+            &self.objects,
+            &GatewaySelector::One(gateway.clone()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,200 @@
+//! Leader election with a `coordination.k8s.io/v1` Lease.
+//!
+//! Every replica runs [`Elector::run`]; the one holding the Lease is the
+//! leader and renews it every `renew_every`. The others watch the Lease and
+//! take it over once it has not been renewed for `lease_duration` as *they*
+//! observed it (a local clock, as client-go does, so clock skew between
+//! nodes does not matter). Updates go through `replace` with the observed
+//! `resourceVersion`, so two replicas can never both win a round. Leadership
+//! is published on a `watch` channel; the status writer only writes while it
+//! reads `true`.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ObjectMeta, PostParams};
+use kube::{Api, Client};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Settings of the election.
+#[derive(Clone, Debug)]
+pub struct LeaseConfig {
+    /// Namespace of the Lease.
+    pub namespace: String,
+    /// Name of the Lease.
+    pub name: String,
+    /// This replica's identity (its pod name).
+    pub identity: String,
+    /// How long a Lease stays valid without renewal.
+    pub lease_duration: Duration,
+    /// How often the holder renews and the others check.
+    pub renew_every: Duration,
+}
+
+/// Runs the election of one replica.
+pub struct Elector {
+    api: Api<Lease>,
+    config: LeaseConfig,
+    leader: watch::Sender<bool>,
+    /// The last (resourceVersion) seen of another holder's Lease, and when.
+    observed: Option<(String, Instant)>,
+}
+
+/// Errors of one election round.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Reading the Lease failed.
+    #[error("failed to read Lease {namespace}/{name}")]
+    Read {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// Cause.
+        #[source]
+        source: Box<kube::Error>,
+    },
+    /// Creating or updating the Lease failed for another reason than a
+    /// lost race.
+    #[error("failed to write Lease {namespace}/{name}")]
+    Write {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+        /// Cause.
+        #[source]
+        source: Box<kube::Error>,
+    },
+}
+
+// === impl Elector ===
+
+impl Elector {
+    /// An elector and the channel on which it publishes leadership.
+    pub fn new(client: Client, config: LeaseConfig) -> (Self, watch::Receiver<bool>) {
+        let (leader, rx) = watch::channel(false);
+        let api = Api::namespaced(client, &config.namespace);
+        let elector = Self {
+            api,
+            config,
+            leader,
+            observed: None,
+        };
+        (elector, rx)
+    }
+
+    /// Campaigns and renews until every receiver is gone.
+    pub async fn run(mut self) {
+        while !self.leader.is_closed() {
+            let leading = match self.round().await {
+                Ok(leading) => leading,
+                Err(error) => {
+                    tracing::warn!(%error, "Leader election round failed");
+                    false
+                }
+            };
+            self.leader.send_if_modified(|was| {
+                if *was != leading {
+                    tracing::info!(identity = %self.config.identity, leading, "Leadership changed");
+                    *was = leading;
+                    true
+                } else {
+                    false
+                }
+            });
+            tokio::time::sleep(self.config.renew_every).await;
+        }
+    }
+
+    /// One round: returns whether this replica holds the Lease afterwards.
+    pub async fn round(&mut self) -> Result<bool, LeaseError> {
+        let current = self
+            .api
+            .get_opt(&self.config.name)
+            .await
+            .map_err(|source| LeaseError::Read {
+                namespace: self.config.namespace.clone(),
+                name: self.config.name.clone(),
+                source: Box::new(source),
+            })?;
+        let Some(mut lease) = current else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(self.config.name.clone()),
+                    namespace: Some(self.config.namespace.clone()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(self.spec(None, 0)),
+            };
+            return self.settle(self.api.create(&PostParams::default(), &lease).await);
+        };
+        let spec = lease.spec.clone().unwrap_or_default();
+        let holder = spec.holder_identity.as_deref().unwrap_or_default();
+        let transitions = spec.lease_transitions.unwrap_or(0);
+        if holder == self.config.identity {
+            self.observed = None;
+            lease.spec = Some(self.spec(spec.acquire_time, transitions));
+        } else if holder.is_empty() || self.expired(&lease) {
+            tracing::info!(previous = holder, "Taking over the Lease");
+            lease.spec = Some(self.spec(None, transitions + 1));
+        } else {
+            return Ok(false);
+        }
+        let replaced = self
+            .api
+            .replace(&self.config.name, &PostParams::default(), &lease)
+            .await;
+        self.settle(replaced)
+    }
+
+    fn settle(&self, written: Result<Lease, kube::Error>) -> Result<bool, LeaseError> {
+        match written {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.is_conflict() || status.is_already_exists() => {
+                Ok(false)
+            }
+            Err(source) => Err(LeaseError::Write {
+                namespace: self.config.namespace.clone(),
+                name: self.config.name.clone(),
+                source: Box::new(source),
+            }),
+        }
+    }
+
+    /// Whether another holder's Lease went unrenewed for a whole duration,
+    /// by our clock: the resourceVersion changes with every renewal.
+    fn expired(&mut self, lease: &Lease) -> bool {
+        let version = lease.metadata.resource_version.clone().unwrap_or_default();
+        let duration = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.lease_duration_seconds)
+            .and_then(|s| u64::try_from(s).ok())
+            .map_or(self.config.lease_duration, Duration::from_secs);
+        match &self.observed {
+            Some((seen, since)) if *seen == version => since.elapsed() >= duration,
+            _ => {
+                self.observed = Some((version, Instant::now()));
+                false
+            }
+        }
+    }
+
+    fn spec(&self, acquired: Option<MicroTime>, transitions: i32) -> LeaseSpec {
+        let now = MicroTime(Timestamp::now());
+        LeaseSpec {
+            holder_identity: Some(self.config.identity.clone()),
+            lease_duration_seconds: Some(
+                i32::try_from(self.config.lease_duration.as_secs().max(1)).unwrap_or(i32::MAX),
+            ),
+            acquire_time: Some(acquired.unwrap_or_else(|| now.clone())),
+            renew_time: Some(now),
+            lease_transitions: Some(transitions),
+            ..LeaseSpec::default()
+        }
+    }
+}

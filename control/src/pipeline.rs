@@ -1,0 +1,106 @@
+//! The index task: applies changes in batches and publishes the outputs
+//! (status for the writer, views for discovery subscribers) once every
+//! watched resource has been listed.
+
+use std::sync::Arc;
+
+use ferry_core::objects::NsName;
+use ferry_core::status::Status;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::index::{ClusterIndex, Resource};
+use crate::metrics::Metrics;
+use crate::views::{GatewayView, Views};
+use crate::watch::Timed;
+
+/// Where the index task sends its outputs.
+#[derive(Debug)]
+pub struct Outputs {
+    /// The computed status, for the status writer.
+    pub status: watch::Sender<Option<Arc<Status>>>,
+    /// Whether the index has listed everything once (readiness).
+    pub synced: watch::Sender<bool>,
+    /// Discovery subscribers.
+    pub views: Arc<Views>,
+}
+
+/// The index task.
+#[derive(Debug)]
+pub struct Pipeline {
+    /// The index it owns.
+    pub index: ClusterIndex,
+    /// Resources that must be listed before outputs are published.
+    pub expected: Vec<Resource>,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+// === impl Pipeline ===
+
+impl Pipeline {
+    /// Applies changes until the channel closes.
+    pub async fn run(mut self, mut changes: mpsc::Receiver<Timed>, outputs: Outputs) {
+        loop {
+            let oldest = tokio::select! {
+                change = changes.recv() => {
+                    let Some((received, change)) = change else { return };
+                    self.index.apply(change);
+                    while let Ok((_, change)) = changes.try_recv() {
+                        self.index.apply(change);
+                    }
+                    Some(received)
+                }
+                () = outputs.views.woken() => None,
+            };
+            if !self.index.is_synced(&self.expected) {
+                continue;
+            }
+            let started = Instant::now();
+            self.publish(&outputs, oldest.is_some());
+            for (resource, count) in self.index.counts() {
+                self.metrics.set_objects(resource, count);
+            }
+            if let Some(received) = oldest {
+                self.metrics
+                    .batch_applied(received.elapsed(), started.elapsed());
+            }
+        }
+    }
+
+    /// Computes and publishes the outputs; status only when `changed`.
+    pub fn publish(&self, outputs: &Outputs, changed: bool) {
+        if changed || outputs.status.borrow().is_none() {
+            outputs
+                .status
+                .send_replace(Some(Arc::new(self.index.status())));
+        }
+        outputs
+            .synced
+            .send_if_modified(|synced| !std::mem::replace(synced, true));
+        let status = outputs.status.borrow().clone();
+        for gateway in outputs.views.subscribed_gateways() {
+            let view = gateway_view(&self.index, status.as_deref(), &gateway);
+            outputs.views.publish_gateway(&gateway, view);
+        }
+    }
+}
+
+/// The view of one Gateway's proxies.
+pub fn gateway_view(
+    index: &ClusterIndex,
+    status: Option<&Status>,
+    gateway: &NsName,
+) -> GatewayView {
+    let config = index
+        .gateway_config(gateway)
+        .map(|c| ferry_api::pb::ProxyConfig::from(&c));
+    let status_json = status
+        .and_then(|s| s.gateway(gateway))
+        .and_then(|s| serde_json::to_string(s).ok())
+        .unwrap_or_default();
+    GatewayView {
+        config,
+        status_json,
+    }
+}

@@ -1,0 +1,171 @@
+//! Wiring: the tasks of one ferry-control replica.
+//!
+//! Sources (Kubernetes watches, or a directory of YAML files in standalone
+//! mode) feed one channel; the [`Pipeline`] owns the index and publishes
+//! status and views; the status writer writes while the Lease is held; the
+//! discovery and admin servers answer on their ports. Everything above the
+//! source is the same in both modes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::Client;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::admin::Admin;
+use crate::discovery::DiscoveryService;
+use crate::files;
+use crate::index::ClusterIndex;
+use crate::leader::{Elector, LeaseConfig};
+use crate::metrics::Metrics;
+use crate::pipeline::{Outputs, Pipeline};
+use crate::views::Views;
+use crate::watch::{WatchError, spawn_all};
+use crate::writer::StatusWriter;
+
+/// Where the objects come from.
+#[derive(Clone)]
+pub enum Source {
+    /// Watches of this cluster; status is written to it.
+    Cluster(Client),
+    /// YAML files of a directory, polled every `interval` (standalone).
+    Files {
+        /// The directory.
+        dir: PathBuf,
+        /// How often to look for changes.
+        interval: Duration,
+    },
+}
+
+/// Settings of one replica.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Discovery (gRPC) address; port 0 picks one.
+    pub discovery_addr: SocketAddr,
+    /// Admin (HTTP) address; port 0 picks one.
+    pub admin_addr: SocketAddr,
+    /// Leader election; `None` writes status unconditionally.
+    pub lease: Option<LeaseConfig>,
+    /// Time limit of one status write.
+    pub status_timeout: Duration,
+}
+
+/// A running replica. Dropping it stops every task.
+#[derive(Debug)]
+pub struct Running {
+    /// The bound discovery address.
+    pub discovery_addr: SocketAddr,
+    /// The bound admin address.
+    pub admin_addr: SocketAddr,
+    /// Whether this replica leads (always `true` without election).
+    pub leader: watch::Receiver<bool>,
+    /// Whether the index has listed everything once.
+    pub synced: watch::Receiver<bool>,
+    /// The tasks; they run until dropped.
+    pub tasks: JoinSet<()>,
+}
+
+/// Why a replica could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A port could not be bound.
+    #[error("failed to bind {what} address {addr}")]
+    Bind {
+        /// Which server.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The watches could not start.
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+}
+
+/// Starts every task of a replica.
+pub async fn start(
+    source: Source,
+    settings: Settings,
+    registry: Registry,
+) -> Result<Running, StartError> {
+    let mut registry = registry;
+    let metrics = Metrics::register(&mut registry);
+    let mut tasks = JoinSet::new();
+    let bind = |what, addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { what, addr, source })
+    };
+    let discovery = bind("discovery", settings.discovery_addr).await?;
+    let admin = bind("admin", settings.admin_addr).await?;
+    let discovery_addr = discovery.local_addr().unwrap_or(settings.discovery_addr);
+    let admin_addr = admin.local_addr().unwrap_or(settings.admin_addr);
+
+    let (tx, rx) = mpsc::channel(1024);
+    let mut index = ClusterIndex::new();
+    let expected = match &source {
+        Source::Cluster(client) => spawn_all(client, &tx, &metrics, &mut tasks).await?,
+        Source::Files { dir, interval } => {
+            tasks.spawn(files::poll(dir.clone(), *interval, tx.clone()));
+            files::resources()
+        }
+    };
+    for resource in crate::index::Resource::all().filter(|r| !expected.contains(r)) {
+        index.mark_synced(resource);
+    }
+    drop(tx);
+
+    let views = Views::new();
+    let (status_tx, status_rx) = watch::channel(None);
+    let (synced_tx, synced) = watch::channel(false);
+    let outputs = Outputs {
+        status: status_tx,
+        synced: synced_tx,
+        views: views.clone(),
+    };
+    let pipeline = Pipeline {
+        index,
+        expected,
+        metrics: metrics.clone(),
+    };
+    tasks.spawn(pipeline.run(rx, outputs));
+
+    let leader = match (&source, settings.lease) {
+        (Source::Cluster(client), Some(lease)) => {
+            let (elector, leader) = Elector::new(client.clone(), lease);
+            tasks.spawn(elector.run());
+            leader
+        }
+        (_, _) => {
+            let (tx, rx) = watch::channel(true);
+            tasks.spawn(async move { tx.closed().await });
+            rx
+        }
+    };
+    if let Source::Cluster(client) = &source {
+        let writer = StatusWriter::new(client.clone(), metrics.clone(), settings.status_timeout);
+        tasks.spawn(writer.run(status_rx, leader.clone()));
+    }
+
+    let service = DiscoveryService::new(views, metrics);
+    tasks.spawn(async move {
+        if let Err(error) = service.serve(discovery, std::future::pending()).await {
+            tracing::error!(%error, "Discovery server failed");
+        }
+    });
+    tasks.spawn(Admin::new(Arc::new(registry), synced.clone()).serve(admin));
+    Ok(Running {
+        discovery_addr,
+        admin_addr,
+        leader,
+        synced,
+        tasks,
+    })
+}
