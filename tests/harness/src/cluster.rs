@@ -218,6 +218,9 @@ impl Drop for Cluster {
 
 /// A client for the current context of a kubeconfig file.
 pub(crate) async fn client_from(path: &Path) -> Result<Client> {
+    // kube's rustls client takes the process-wide provider; make it ring
+    // even if another crate in the test binary enables a second provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let kubeconfig = Kubeconfig::read_from(path)
         .with_context(|| format!("failed to read kubeconfig {}", path.display()))?;
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())

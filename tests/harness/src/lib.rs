@@ -33,6 +33,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 mod binaries;
 mod cluster;
 mod crds;
