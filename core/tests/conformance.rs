@@ -32,7 +32,9 @@ fn load(test: &str) -> Objects {
         let text = text.replace("{GATEWAY_CLASS_NAME}", "ferry");
         let loaded = load_yaml(&text, name).unwrap_or_else(|e| panic!("{e}"));
         for object in loaded.objects {
-            objects.apply(object).unwrap();
+            objects
+                .apply(object)
+                .expect("conformance objects have names");
         }
     }
     objects
@@ -57,7 +59,7 @@ fn backends(
     let port = config.ports.iter().find(|p| p.port == 80).expect("port 80");
     let mut map = HeaderMap::new();
     for (name, value) in headers {
-        map.append(*name, value.parse().unwrap());
+        map.append(*name, value.parse().expect("test header values are valid"));
     }
     let (path, query) = target
         .split_once('?')

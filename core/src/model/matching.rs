@@ -275,3 +275,6 @@ impl fmt::Display for AnchoredRegex {
         f.write_str(&self.source)
     }
 }
+
+#[cfg(test)]
+mod tests;
