@@ -99,7 +99,7 @@ pub(crate) fn proxy_container(
             run_as_user: Some(PROXY_UID),
             ..SecurityContext::default()
         }),
-        readiness_probe: Some(admin_probe("/ready", 1, 3)),
+        readiness_probe: Some(admin_probe("/ready", 5, 3)),
         liveness_probe: Some(admin_probe("/live", 10, 3)),
         volume_mounts: Some(vec![
             mount(IDENTITY_VOLUME, IDENTITY_DIR),
