@@ -1,0 +1,8 @@
+//! Cluster tests: ferry-control against a real kube-apiserver 1.20 and etcd
+//! (ferry-harness), in-process or as its binary.
+
+mod support;
+
+mod discovery;
+mod leader;
+mod status;
