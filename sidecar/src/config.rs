@@ -147,6 +147,7 @@ impl<C: Compile> FileSource<C> {
     /// receivers are all gone.
     pub async fn run(mut self, mut publisher: Publisher) {
         let mut last: Option<Fingerprint> = None;
+        let mut list_error: Option<String> = None;
         let mut interval = tokio::time::interval(self.interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !publisher.snapshot.is_closed() {
@@ -154,10 +155,22 @@ impl<C: Compile> FileSource<C> {
             let fingerprint = match fingerprint(&self.dir).await {
                 Ok(fingerprint) => fingerprint,
                 Err(error) => {
-                    tracing::warn!(dir = %self.dir.display(), %error, "Failed to list config directory");
+                    // Logged once per distinct error, not on every poll.
+                    let message = error.to_string();
+                    if list_error.as_ref() != Some(&message) {
+                        tracing::warn!(dir = %self.dir.display(), %error, "Failed to list config directory");
+                        publisher.errors.send_replace(vec![format!(
+                            "failed to list {}: {message}",
+                            self.dir.display()
+                        )]);
+                        list_error = Some(message);
+                    }
                     continue;
                 }
             };
+            if list_error.take().is_some() {
+                last = None;
+            }
             if last.as_ref() == Some(&fingerprint) {
                 continue;
             }

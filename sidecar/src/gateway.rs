@@ -89,10 +89,20 @@ pub async fn run(settings: GatewaySettings, compiler: impl Compile) -> anyhow::R
         () = source.run(publisher) => anyhow::bail!("config source stopped"),
         () = listeners.run() => anyhow::bail!("listeners stopped"),
         () = admin.serve(admin_listener) => anyhow::bail!("admin server stopped"),
-        signal = tokio::signal::ctrl_c() => {
-            signal.context("failed to listen for Ctrl-C")?;
+        signal = shutdown_signal() => {
+            signal?;
             tracing::info!("Shutting down");
             Ok(())
         }
+    }
+}
+
+/// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("failed to listen for Ctrl-C"),
+        _ = term.recv() => Ok(()),
     }
 }

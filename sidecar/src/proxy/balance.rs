@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use ferry_core::model::{BackendProtocol, Endpoint};
+use ferry_core::model::{BackendId, BackendProtocol, Endpoint};
 use http::{Request, Response};
 use rand::Rng;
 use tokio::time::Instant;
@@ -33,9 +33,18 @@ pub struct Selected {
 /// Endpoint statistics shared by every request of the proxy.
 #[derive(Clone, Debug)]
 pub struct Balancer {
-    stats: Arc<Mutex<HashMap<Endpoint, Arc<EndpointStats>>>>,
+    backends: Arc<Mutex<HashMap<BackendId, Arc<BackendStats>>>>,
     failure_penalty: Duration,
     epoch: Instant,
+}
+
+/// The endpoints of one backend with their statistics, index for index.
+/// Rebuilt when the backend's endpoints change; statistics of endpoints
+/// that remain are kept.
+#[derive(Debug)]
+struct BackendStats {
+    endpoints: Vec<Endpoint>,
+    stats: Vec<Arc<EndpointStats>>,
 }
 
 #[derive(Debug, Default)]
@@ -71,7 +80,7 @@ impl Balancer {
     /// A balancer that avoids a refusing endpoint for `failure_penalty`.
     pub fn new(failure_penalty: Duration) -> Self {
         Self {
-            stats: Arc::default(),
+            backends: Arc::default(),
             failure_penalty,
             epoch: Instant::now(),
         }
@@ -81,37 +90,65 @@ impl Balancer {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Picks one of `endpoints` (not empty) and returns it with its stats.
-    fn pick<'a>(&self, endpoints: &'a [Endpoint]) -> (&'a Endpoint, Arc<EndpointStats>) {
-        let now = self.now_ms();
-        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        let mut get = |ep: &Endpoint| stats.entry(ep.clone()).or_default().clone();
-        if endpoints.len() == 1 {
-            return (&endpoints[0], get(&endpoints[0]));
+    fn stats_of(&self, id: &BackendId, endpoints: &[Endpoint]) -> Arc<BackendStats> {
+        let mut backends = self.backends.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(current) = backends.get(id)
+            && current.endpoints == endpoints
+        {
+            return current.clone();
         }
-        let healthy: Vec<usize> = (0..endpoints.len())
-            .filter(|&i| get(&endpoints[i]).avoid_until_ms.load(Ordering::Relaxed) <= now)
+        let previous = backends.remove(id);
+        let stats = endpoints
+            .iter()
+            .map(|ep| {
+                previous
+                    .as_ref()
+                    .and_then(|p| p.endpoints.iter().position(|old| old == ep))
+                    .and_then(|i| previous.as_ref().map(|p| p.stats[i].clone()))
+                    .unwrap_or_default()
+            })
             .collect();
-        let candidates: Vec<usize> = if healthy.is_empty() {
-            (0..endpoints.len()).collect()
-        } else {
-            healthy
-        };
+        let fresh = Arc::new(BackendStats {
+            endpoints: endpoints.to_vec(),
+            stats,
+        });
+        backends.insert(id.clone(), fresh.clone());
+        fresh
+    }
+
+    /// Picks an endpoint of `backend` (which has at least one): the cheaper
+    /// of two random endpoints that are not being avoided. When every
+    /// endpoint is avoided, any may be picked.
+    fn pick(&self, id: &BackendId, endpoints: &[Endpoint]) -> (Endpoint, Arc<EndpointStats>) {
+        let backend = self.stats_of(id, endpoints);
+        let now = self.now_ms();
+        let n = backend.stats.len();
+        let healthy = |i: usize| backend.stats[i].avoid_until_ms.load(Ordering::Relaxed) <= now;
         let mut rng = rand::rng();
-        let a = candidates[rng.random_range(0..candidates.len())];
-        if candidates.len() == 1 {
-            return (&endpoints[a], get(&endpoints[a]));
-        }
-        let mut b = candidates[rng.random_range(0..candidates.len() - 1)];
-        if b == a {
-            b = candidates[candidates.len() - 1];
-        }
-        let (sa, sb) = (get(&endpoints[a]), get(&endpoints[b]));
-        if sa.cost() <= sb.cost() {
-            (&endpoints[a], sa)
+        let first = rng.random_range(0..n);
+        let a = if healthy(first) {
+            first
         } else {
-            (&endpoints[b], sb)
-        }
+            // Rare: scan from there for one that is not avoided.
+            (0..n)
+                .map(|k| (first + k) % n)
+                .find(|&i| healthy(i))
+                .unwrap_or(first)
+        };
+        let b = match n {
+            1 => a,
+            _ => (a + 1 + rng.random_range(0..n - 1)) % n,
+        };
+        let b = if healthy(b) { b } else { a };
+        let chosen = if backend.stats[b].cost() < backend.stats[a].cost() {
+            b
+        } else {
+            a
+        };
+        (
+            backend.endpoints[chosen].clone(),
+            backend.stats[chosen].clone(),
+        )
     }
 }
 
@@ -209,9 +246,9 @@ where
             let backend = target.id.clone();
             return Box::pin(async move { Err(ProxyError::NoEndpoints { backend }) });
         }
-        let (endpoint, stats) = self.balancer.pick(&backend.endpoints);
+        let (endpoint, stats) = self.balancer.pick(&target.id, &backend.endpoints);
         req.extensions_mut().insert(Selected {
-            endpoint: endpoint.clone(),
+            endpoint,
             protocol: backend.protocol,
         });
         let balancer = self.balancer.clone();

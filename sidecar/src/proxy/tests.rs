@@ -550,3 +550,35 @@ fn replace_prefix_match_paths() {
         "/full"
     );
 }
+
+#[tokio::test]
+async fn balancer_prefers_the_faster_endpoint() {
+    let fast = EchoBackend::start("fast").await;
+    let slow = EchoBackend::with(
+        "slow",
+        Behavior {
+            delay: Some(Duration::from_millis(40)),
+            ..Behavior::default()
+        },
+    )
+    .await;
+    let backend = Backend {
+        endpoints: vec![
+            ferry_core::model::Endpoint::Addr(fast.addr),
+            ferry_core::model::Endpoint::Addr(slow.addr),
+        ],
+        protocol: BackendProtocol::Http1,
+    };
+    let proxy = Proxy::new(config(
+        None,
+        vec![entry(
+            prefix("/"),
+            action(0, vec![weighted(1, Some(id("svc")))], vec![]),
+        )],
+        vec![(id("svc"), backend)],
+    ));
+    for _ in 0..100 {
+        assert_eq!(proxy.get("example.com", "/").await.status, StatusCode::OK);
+    }
+    assert!(slow.hits() < 20, "slow endpoint got {} of 100", slow.hits());
+}
