@@ -20,7 +20,7 @@ pub use gateway::{GatewayView, ListenerView};
 pub use namespaces::{AllowedNamespaces, LabelExpression, LabelSelector};
 
 use crate::model::HostPattern;
-use crate::objects::api::HttpRoute;
+use crate::objects::api::{GrpcRoute, HttpRoute};
 use crate::objects::{GATEWAY_GROUP, Kind, NsName, Objects};
 use crate::status::Reason;
 
@@ -168,6 +168,35 @@ impl RouteMeta {
         let spec = &route.spec;
         Self {
             kind: Kind::HttpRoute,
+            id: id.clone(),
+            hostnames: hostnames(spec.hostnames.as_deref()),
+            parent_refs: spec
+                .parent_refs
+                .iter()
+                .flatten()
+                .map(|p| {
+                    ParentRef::new(
+                        &id.namespace,
+                        p.group.as_deref(),
+                        p.kind.as_deref(),
+                        p.namespace.as_deref(),
+                        &p.name,
+                        p.section_name.as_deref(),
+                        p.port,
+                    )
+                })
+                .collect(),
+            generation: route.metadata.generation,
+        }
+    }
+}
+
+impl RouteMeta {
+    /// Reads a GRPCRoute (attached and given status; not compiled yet).
+    pub fn of_grpc_route(id: &NsName, route: &GrpcRoute) -> Self {
+        let spec = &route.spec;
+        Self {
+            kind: Kind::GrpcRoute,
             id: id.clone(),
             hostnames: hostnames(spec.hostnames.as_deref()),
             parent_refs: spec

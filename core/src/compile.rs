@@ -21,7 +21,7 @@ use gateway_api::experimental::httproutes::HttpRouteRules;
 use crate::attach::{self, Outcome, ParentAttachment, Refusal, RouteMeta};
 use crate::model::{ProxyConfig, RouteEntry};
 use crate::objects::api::HttpRoute;
-use crate::objects::{NsName, Objects};
+use crate::objects::{Kind, NsName, Objects};
 use crate::status::{
     Condition, ConditionType as T, Reason, RouteParentStatus, RouteStatus, Status,
 };
@@ -130,6 +130,49 @@ pub fn compile_with_status(objects: &Objects, selector: &GatewaySelector) -> (Pr
                 }
             }
         }
+    }
+    for (id, route) in objects.grpc_routes() {
+        let meta = RouteMeta::of_grpc_route(id, route);
+        let attachments: Vec<ParentAttachment> = meta
+            .parent_refs
+            .iter()
+            .map(|p| attach::attach(objects, &gateways, &meta, p))
+            .collect();
+        if attachments
+            .iter()
+            .all(|a| matches!(a.outcome, Outcome::NotOurs(_)))
+        {
+            continue;
+        }
+        // Not served yet: HTTP listeners do not list GRPCRoute among their
+        // kinds, so attachment explains that; references are still checked.
+        let mut unresolved = Vec::new();
+        for b in route
+            .spec
+            .rules
+            .iter()
+            .flatten()
+            .flat_map(|r| r.backend_refs.iter().flatten())
+        {
+            let r = backends::BackendRef {
+                group: b.group.as_deref(),
+                kind: b.kind.as_deref(),
+                namespace: b.namespace.as_deref(),
+                name: &b.name,
+                port: b.port,
+            };
+            if let Err(problem) = resolver.resolve(Kind::GrpcRoute, &id.namespace, r) {
+                unresolved.push(problem);
+            }
+        }
+        let compiled = CompiledRoute {
+            rules: Vec::new(),
+            unresolved,
+            refused: None,
+        };
+        status
+            .routes
+            .push(route_status(&meta, &attachments, &compiled));
     }
     status.gateways = gateways
         .values()

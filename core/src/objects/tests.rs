@@ -235,3 +235,36 @@ fn apply_rejects_objects_without_name() {
         "failed to apply Namespace: metadata.name is missing"
     );
 }
+
+#[test]
+fn reads_kubectl_lists_item_by_item() {
+    let text = "\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Service
+  metadata: {name: a, namespace: shop}
+  spec: {ports: [{port: 80}]}
+- apiVersion: apps/v1
+  kind: Deployment
+  metadata: {name: web}
+- apiVersion: gateway.networking.k8s.io/v1
+  kind: HTTPRoute
+  metadata: {name: r, namespace: shop}
+  spec: {parentRefs: [{name: gw}]}
+";
+    let loaded = load_yaml(text, "list.yaml").unwrap();
+    let kinds: Vec<Kind> = loaded.objects.iter().map(Object::kind).collect();
+    assert_eq!(kinds, [Kind::Service, Kind::HttpRoute]);
+    assert_eq!(loaded.ignored.len(), 1);
+
+    let bad = text.replace("parentRefs: [{name: gw}]", "parentRefs: [{namex: gw}]");
+    let err = load_yaml(&bad, "list.yaml").unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("list.yaml:1: failed to read HTTPRoute r: items[2]: missing field `name`"),
+        "{err}"
+    );
+    assert_eq!(err.location().line, 1);
+}

@@ -47,7 +47,8 @@ pub struct SourceLocation {
     pub column: Option<u64>,
 }
 
-/// Errors of [`load_yaml`].
+/// Errors of [`load_yaml`]. Each carries where it happened
+/// ([`LoadError::location`]).
 #[derive(Clone, Debug, thiserror::Error)]
 pub enum LoadError {
     /// The text is not valid YAML.
@@ -106,6 +107,11 @@ struct Header {
 }
 
 #[derive(Deserialize)]
+struct ListDoc {
+    items: Option<Vec<serde_json::Value>>,
+}
+
+#[derive(Deserialize)]
 struct HeaderMeta {
     name: Option<String>,
 }
@@ -155,45 +161,83 @@ pub fn load_yaml(text: &str, source: &str) -> Result<Loaded, LoadError> {
                 at: locate(&error, &source, doc.first_line),
                 message: plain(&error),
             })?;
-        let Some(Header {
-            api_version: Some(api_version),
-            kind: Some(kind),
-            metadata,
-        }) = header
-        else {
+        let Some(header) = header else {
             return Err(LoadError::MissingTypeMeta { at: start });
         };
-        let name = metadata.and_then(|m| m.name);
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
-        let Some(known) = Kind::from_group_kind(group, &kind) else {
-            loaded.ignored.push(Ignored {
-                at: start,
-                api_version,
-                kind,
-                name,
-            });
+        if header.kind.as_deref() == Some("List") && header.api_version.as_deref() == Some("v1") {
+            // `kubectl get ... -o yaml` output: read each item.
+            let list: ListDoc =
+                serde_saphyr::from_str(doc.text).map_err(|error| LoadError::Syntax {
+                    at: locate(&error, &source, doc.first_line),
+                    message: plain(&error),
+                })?;
+            for (index, item) in list.items.into_iter().flatten().enumerate() {
+                let header: Header =
+                    serde_json::from_value(item.clone()).map_err(|e| LoadError::Syntax {
+                        at: start.clone(),
+                        message: format!("items[{index}]: {e}"),
+                    })?;
+                load_one(&mut loaded, start.clone(), header, |kind| {
+                    read_value(kind, item)
+                        .map_err(|e| (start.clone(), format!("items[{index}]: {e}")))
+                })?;
+            }
             continue;
-        };
-        let display_name = name.clone().unwrap_or_else(|| "(unnamed)".to_string());
-        if let Err((current, hint)) = check_version(known, version) {
-            return Err(LoadError::UnsupportedVersion {
-                at: start,
-                kind: known,
-                name: display_name,
-                api_version,
-                current,
-                hint,
-            });
         }
-        let object = read_typed(known, doc.text).map_err(|error| LoadError::Invalid {
-            at: locate(&error, &source, doc.first_line),
-            kind: known,
-            name: display_name,
-            message: plain(&error),
+        load_one(&mut loaded, start, header, |kind| {
+            read_typed(kind, doc.text)
+                .map_err(|error| (locate(&error, &source, doc.first_line), plain(&error)))
         })?;
-        loaded.objects.push(object);
     }
     Ok(loaded)
+}
+
+/// Dispatches one object on its `apiVersion` and `kind`: reads it with
+/// `read`, or records it as ignored.
+fn load_one(
+    loaded: &mut Loaded,
+    start: SourceLocation,
+    header: Header,
+    read: impl FnOnce(Kind) -> Result<Object, (SourceLocation, String)>,
+) -> Result<(), LoadError> {
+    let Header {
+        api_version: Some(api_version),
+        kind: Some(kind),
+        metadata,
+    } = header
+    else {
+        return Err(LoadError::MissingTypeMeta { at: start });
+    };
+    let name = metadata.and_then(|m| m.name);
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
+    let Some(known) = Kind::from_group_kind(group, &kind) else {
+        loaded.ignored.push(Ignored {
+            at: start,
+            api_version,
+            kind,
+            name,
+        });
+        return Ok(());
+    };
+    let display_name = name.unwrap_or_else(|| "(unnamed)".to_string());
+    if let Err((current, hint)) = check_version(known, version) {
+        return Err(LoadError::UnsupportedVersion {
+            at: start,
+            kind: known,
+            name: display_name,
+            api_version,
+            current,
+            hint,
+        });
+    }
+    let object = read(known).map_err(|(at, message)| LoadError::Invalid {
+        at,
+        kind: known,
+        name: display_name,
+        message,
+    })?;
+    loaded.objects.push(object);
+    Ok(())
 }
 
 fn read_typed(kind: Kind, text: &str) -> Result<Object, serde_saphyr::Error> {
@@ -210,6 +254,21 @@ fn read_typed(kind: Kind, text: &str) -> Result<Object, serde_saphyr::Error> {
         Kind::EndpointSlice => Object::EndpointSlice(read(text)?),
         Kind::Secret => Object::Secret(read(text)?),
         Kind::Namespace => Object::Namespace(read(text)?),
+    })
+}
+
+fn read_value(kind: Kind, value: serde_json::Value) -> Result<Object, serde_json::Error> {
+    use serde_json::from_value as read;
+    Ok(match kind {
+        Kind::GatewayClass => Object::GatewayClass(read(value)?),
+        Kind::Gateway => Object::Gateway(read(value)?),
+        Kind::HttpRoute => Object::HttpRoute(read(value)?),
+        Kind::GrpcRoute => Object::GrpcRoute(read(value)?),
+        Kind::ReferenceGrant => Object::ReferenceGrant(read(value)?),
+        Kind::Service => Object::Service(read(value)?),
+        Kind::EndpointSlice => Object::EndpointSlice(read(value)?),
+        Kind::Secret => Object::Secret(read(value)?),
+        Kind::Namespace => Object::Namespace(read(value)?),
     })
 }
 
@@ -294,6 +353,20 @@ fn plain(error: &serde_saphyr::Error) -> String {
     match text.rfind(" at line ") {
         Some(at) => text[..at].to_string(),
         None => text,
+    }
+}
+
+// === impl LoadError ===
+
+impl LoadError {
+    /// Where the error is.
+    pub fn location(&self) -> &SourceLocation {
+        match self {
+            Self::Syntax { at, .. }
+            | Self::MissingTypeMeta { at }
+            | Self::Invalid { at, .. }
+            | Self::UnsupportedVersion { at, .. } => at,
+        }
     }
 }
 
