@@ -7,32 +7,14 @@
 //! verdict comes from one function ([`parent`], [`backend`]) taking the
 //! snapshot and one reference.
 
+mod core;
 mod listeners;
 
-use std::fmt;
+pub use ferry_core::status::Reason;
 
-use crate::model::{BackendRef, GATEWAY_GROUP, Inventory, ParentRef, Route, Rule};
+use crate::model::{BackendRef, GATEWAY_GROUP, Inventory, ParentRef, Route, RouteKind, Rule};
 
 pub use listeners::hostnames_intersect;
-
-/// A spec reason, for a refusal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Reason {
-    /// The parentRef matches no parent, or no listener/port of it.
-    NoMatchingParent,
-    /// No listener admits the route (its kind or its namespace).
-    NotAllowedByListeners,
-    /// Listeners admit the route but none shares a hostname with it.
-    NoMatchingListenerHostname,
-    /// A reference of a kind that is not supported.
-    InvalidKind,
-    /// The referenced object does not exist.
-    BackendNotFound,
-    /// A cross-namespace reference without a ReferenceGrant.
-    RefNotPermitted,
-    /// A value Ferry does not support.
-    UnsupportedValue,
-}
 
 /// Why a reference is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +25,9 @@ pub struct Refusal {
     pub message: String,
     /// Which check failed, for `check`'s issue codes.
     pub cause: Cause,
+    /// Extra detail for people (the listeners there are, the labels the
+    /// namespace has).
+    pub hint: Option<String>,
 }
 
 /// The precise check behind a refusal.
@@ -107,29 +92,6 @@ pub struct Share {
     pub percent: f64,
 }
 
-// === impl Reason ===
-
-impl Reason {
-    /// The reason as the spec spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NoMatchingParent => "NoMatchingParent",
-            Self::NotAllowedByListeners => "NotAllowedByListeners",
-            Self::NoMatchingListenerHostname => "NoMatchingListenerHostname",
-            Self::InvalidKind => "InvalidKind",
-            Self::BackendNotFound => "BackendNotFound",
-            Self::RefNotPermitted => "RefNotPermitted",
-            Self::UnsupportedValue => "UnsupportedValue",
-        }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 // === impl Cause ===
 
 impl Cause {
@@ -153,16 +115,32 @@ impl Cause {
     /// The one-line fix.
     pub fn fix(self) -> &'static str {
         match self {
-            Self::ParentNotFound => "create the parent, or fix the parentRef's name, namespace and kind",
-            Self::SectionNameNotFound => "set sectionName to one of the Gateway's listener names, or remove it",
+            Self::ParentNotFound => {
+                "create the parent, or fix the parentRef's name, namespace and kind"
+            }
+            Self::SectionNameNotFound => {
+                "set sectionName to one of the Gateway's listener names, or remove it"
+            }
             Self::ParentPortNotFound => "set port to a port the parent listens on, or remove it",
-            Self::NamespaceNotAllowed => "label the route's namespace to match the listener's allowedRoutes.namespaces, or widen it on the Gateway",
-            Self::KindNotAllowed => "add the route's kind to the listener's allowedRoutes.kinds, or attach to a listener of the right protocol",
-            Self::HostnameMismatch => "make a route hostname match the listener's hostname (or drop the route's hostnames)",
-            Self::ParentKindUnsupported => "use a Gateway (group gateway.networking.k8s.io) or a Service (group \"\") as parent",
-            Self::BackendNotFound => "create the Service, or fix the backendRef's name and namespace",
+            Self::NamespaceNotAllowed => {
+                "label the route's namespace to match the listener's allowedRoutes.namespaces, or widen it on the Gateway"
+            }
+            Self::KindNotAllowed => {
+                "add the route's kind to the listener's allowedRoutes.kinds, or attach to a listener of the right protocol"
+            }
+            Self::HostnameMismatch => {
+                "make a route hostname match the listener's hostname (or drop the route's hostnames)"
+            }
+            Self::ParentKindUnsupported => {
+                "use a Gateway (group gateway.networking.k8s.io) or a Service (group \"\") as parent"
+            }
+            Self::BackendNotFound => {
+                "create the Service, or fix the backendRef's name and namespace"
+            }
             Self::BackendPortNotFound => "set the backendRef's port to one of the Service's ports",
-            Self::MissingReferenceGrant => "create a ReferenceGrant in the backend's namespace from the route's kind and namespace to the Service",
+            Self::MissingReferenceGrant => {
+                "create a ReferenceGrant in the backend's namespace from the route's kind and namespace to the Service"
+            }
             Self::BackendKindInvalid => "refer to a core Service (group \"\", kind Service)",
         }
     }
@@ -176,12 +154,60 @@ impl Refusal {
             reason,
             message: message.into(),
             cause,
+            hint: None,
+        }
+    }
+
+    pub(crate) fn with_hint(mut self, hint: String) -> Self {
+        self.hint = Some(hint);
+        self
+    }
+}
+
+/// Whether and where a route's parentRef attaches: ferry-core's verdict
+/// where core decides (HTTPRoutes on Ferry's Gateways and on Services),
+/// the spec's rules otherwise.
+pub fn parent(inv: &Inventory, route: &Route, parent: &ParentRef) -> ParentVerdict {
+    let own = spec_parent(inv, route, parent);
+    match core::explain(inv, route, parent) {
+        None => own,
+        Some(Ok(listeners)) => match own {
+            ParentVerdict::Attached(ports) if parent.is_service() => ParentVerdict::Attached(ports),
+            _ => ParentVerdict::Attached(listeners),
+        },
+        Some(Err(refusal)) => {
+            let (cause, hint) = match &own {
+                ParentVerdict::Refused(r) => (r.cause, r.hint.clone()),
+                _ => (cause_of(refusal.reason, parent), None),
+            };
+            let mut message = refusal.message;
+            if let Some(hint) = hint {
+                message = format!("{message}; {hint}");
+            }
+            ParentVerdict::Refused(Refusal {
+                reason: refusal.reason,
+                message,
+                cause,
+                hint: None,
+            })
         }
     }
 }
 
-/// Whether and where a route's parentRef attaches.
-pub fn parent(inv: &Inventory, route: &Route, parent: &ParentRef) -> ParentVerdict {
+/// The check behind a refusal of core's that the spec reading did not make.
+fn cause_of(reason: Reason, parent: &ParentRef) -> Cause {
+    match reason {
+        Reason::NoMatchingParent if parent.section_name.is_some() => Cause::SectionNameNotFound,
+        Reason::NoMatchingParent if parent.port.is_some() => Cause::ParentPortNotFound,
+        Reason::NoMatchingParent => Cause::ParentNotFound,
+        Reason::NotAllowedByListeners => Cause::KindNotAllowed,
+        Reason::NoMatchingListenerHostname => Cause::HostnameMismatch,
+        _ => Cause::ParentKindUnsupported,
+    }
+}
+
+/// The spec's attachment rules, read by the plugin itself.
+fn spec_parent(inv: &Inventory, route: &Route, parent: &ParentRef) -> ParentVerdict {
     let ns = parent.namespace(&route.meta.namespace);
     if parent.is_gateway() {
         if !inv.gateways_known {
@@ -239,7 +265,7 @@ pub fn parent(inv: &Inventory, route: &Route, parent: &ParentRef) -> ParentVerdi
         return ParentVerdict::Attached(chosen);
     }
     ParentVerdict::Refused(Refusal::new(
-        Reason::InvalidKind,
+        Reason::NoMatchingParent,
         Cause::ParentKindUnsupported,
         format!(
             "parent kind {}/{} is not supported; use a Gateway or a core Service",
@@ -256,14 +282,35 @@ pub fn backend(inv: &Inventory, route: &Route, backend: &BackendRef) -> BackendV
     let exists = inv
         .services_known
         .then(|| inv.service(ns, &backend.name).is_some());
-    let permitted = ns == route_ns
-        || inv.reference_grants.iter().any(|g| {
-            g.meta.namespace == ns
-                && g.permits(
-                    (GATEWAY_GROUP, route.kind.as_str(), route_ns),
-                    (backend.group(), backend.kind(), &backend.name),
-                )
-        });
+    let core_kind = match route.kind {
+        RouteKind::Http => Some(ferry_core::objects::Kind::HttpRoute),
+        RouteKind::Grpc => Some(ferry_core::objects::Kind::GrpcRoute),
+        _ => None,
+    };
+    let permitted = match core_kind {
+        Some(kind) if backend.is_service() => ferry_core::refs::permitted(
+            core::objects(inv),
+            ferry_core::refs::From {
+                kind,
+                namespace: route_ns,
+            },
+            ferry_core::refs::To {
+                kind: ferry_core::objects::Kind::Service,
+                namespace: ns,
+                name: &backend.name,
+            },
+        ),
+        _ => {
+            ns == route_ns
+                || inv.reference_grants.iter().any(|g| {
+                    g.meta.namespace == ns
+                        && g.permits(
+                            (GATEWAY_GROUP, route.kind.as_str(), route_ns),
+                            (backend.group(), backend.kind(), &backend.name),
+                        )
+                })
+        }
+    };
     let mut verdict = BackendVerdict {
         refusal: None,
         exists,

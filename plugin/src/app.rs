@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, bail};
 use clap::CommandFactory as _;
 use kubectl_gateway::cli::{
-    CheckArgs, Cli, Command, DescribeArgs, DocFormat, Global, InjectArgs, SidecarStyle,
-    StatusArgs, StatusFormat, TreeArgs, TreeFormat,
+    CheckArgs, Cli, Command, DescribeArgs, DocFormat, Global, InjectArgs, SidecarStyle, StatusArgs,
+    StatusFormat, TreeArgs, TreeFormat,
 };
 use kubectl_gateway::describe::{self, Description};
 use kubectl_gateway::fetch::{ConnectOptions, Connection, Scope, Want};
@@ -37,7 +37,12 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Completion { shell } => {
             let mut command = Cli::command();
-            clap_complete::generate(*shell, &mut command, "kubectl-gateway", &mut std::io::stdout());
+            clap_complete::generate(
+                *shell,
+                &mut command,
+                "kubectl-gateway",
+                &mut std::io::stdout(),
+            );
             Ok(0)
         }
     }
@@ -56,7 +61,12 @@ fn scope(global: &Global, conn: &Connection) -> Scope {
     if global.all_namespaces {
         Scope::All
     } else {
-        Scope::Namespace(global.namespace.clone().unwrap_or_else(|| conn.default_namespace.clone()))
+        Scope::Namespace(
+            global
+                .namespace
+                .clone()
+                .unwrap_or_else(|| conn.default_namespace.clone()),
+        )
     }
 }
 
@@ -71,7 +81,9 @@ async fn fetch(conn: &Connection, want: &Want) -> Result<Inventory> {
 
 fn print(text: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes()).context("failed to write to stdout")?;
+    stdout
+        .write_all(text.as_bytes())
+        .context("failed to write to stdout")?;
     stdout.flush().context("failed to write to stdout")
 }
 
@@ -81,14 +93,21 @@ async fn status_cmd(global: &Global, args: &StatusArgs) -> Result<u8> {
         ..Filter::default()
     };
     for target in &args.targets {
-        let (kind, name) = target.split_once('/').map_or((target.as_str(), None), |(k, n)| (k, Some(n)));
+        let (kind, name) = target
+            .split_once('/')
+            .map_or((target.as_str(), None), |(k, n)| (k, Some(n)));
         let kind: RouteKind = kind.parse().map_err(|e| UsageError(format!("{e}")))?;
         match name {
             Some(name) => filter.names.push((kind, name.to_owned())),
             None => filter.kinds.push(kind),
         }
     }
-    let mut kinds: Vec<RouteKind> = filter.kinds.iter().chain(filter.names.iter().map(|(k, _)| k)).copied().collect();
+    let mut kinds: Vec<RouteKind> = filter
+        .kinds
+        .iter()
+        .chain(filter.names.iter().map(|(k, _)| k))
+        .copied()
+        .collect();
     kinds.sort();
     kinds.dedup();
     if kinds.is_empty() {
@@ -111,8 +130,18 @@ async fn status_cmd(global: &Global, args: &StatusArgs) -> Result<u8> {
         let text = match args.output {
             StatusFormat::Table => status::table(&rows, now).render(!args.no_headers, color),
             StatusFormat::Wide => status::wide_table(&rows, now).render(!args.no_headers, color),
-            StatusFormat::Json => output::json(&envelope("StatusList", Items { items: rows.clone() }))?,
-            StatusFormat::Yaml => output::yaml(&envelope("StatusList", Items { items: rows.clone() }))?,
+            StatusFormat::Json => output::json(&envelope(
+                "StatusList",
+                Items {
+                    items: rows.clone(),
+                },
+            ))?,
+            StatusFormat::Yaml => output::yaml(&envelope(
+                "StatusList",
+                Items {
+                    items: rows.clone(),
+                },
+            ))?,
         };
         if rows.is_empty() && matches!(args.output, StatusFormat::Table | StatusFormat::Wide) {
             if !args.watch || last.is_empty() {
@@ -140,11 +169,17 @@ async fn status_cmd(global: &Global, args: &StatusArgs) -> Result<u8> {
 
 async fn describe_cmd(global: &Global, args: &DescribeArgs) -> Result<u8> {
     let Some((kind, name)) = args.target.split_once('/') else {
-        bail!(UsageError(format!("describe needs KIND/NAME, got {:?}", args.target)));
+        bail!(UsageError(format!(
+            "describe needs KIND/NAME, got {:?}",
+            args.target
+        )));
     };
     let kind = kind.to_ascii_lowercase();
     let conn = connect(global).await?;
-    let ns = global.namespace.clone().unwrap_or_else(|| conn.default_namespace.clone());
+    let ns = global
+        .namespace
+        .clone()
+        .unwrap_or_else(|| conn.default_namespace.clone());
     let route_kind = kind.parse::<RouteKind>().ok();
     let object_kind = match (route_kind, kind.as_str()) {
         (Some(k), _) => k.as_str(),
@@ -156,7 +191,11 @@ async fn describe_cmd(global: &Global, args: &DescribeArgs) -> Result<u8> {
     };
     let want = Want {
         kinds: route_kind.map_or_else(|| RouteKind::ALL.to_vec(), |k| vec![k]),
-        scope: if route_kind.is_some() { Scope::Namespace(ns.clone()) } else { Scope::All },
+        scope: if route_kind.is_some() {
+            Scope::Namespace(ns.clone())
+        } else {
+            Scope::All
+        },
         label_selector: None,
         events_for: Some((object_kind.to_owned(), ns.clone(), name.to_owned())),
     };
@@ -171,10 +210,14 @@ async fn describe_cmd(global: &Global, args: &DescribeArgs) -> Result<u8> {
                 .ok_or_else(not_found)?;
             Description::Route(describe::describe_route(&inv, route))
         }
-        None if object_kind == "Gateway" => {
-            Description::Gateway(describe::describe_gateway(&inv, inv.gateway(&ns, name).ok_or_else(not_found)?))
-        }
-        None => Description::Service(describe::describe_service(&inv, inv.service(&ns, name).ok_or_else(not_found)?)),
+        None if object_kind == "Gateway" => Description::Gateway(describe::describe_gateway(
+            &inv,
+            inv.gateway(&ns, name).ok_or_else(not_found)?,
+        )),
+        None => Description::Service(describe::describe_service(
+            &inv,
+            inv.service(&ns, name).ok_or_else(not_found)?,
+        )),
     };
     let doc_kind = match &description {
         Description::Route(_) => "RouteDescription",
@@ -195,14 +238,24 @@ async fn tree_cmd(global: &Global, args: &TreeArgs) -> Result<u8> {
     let scope = scope(global, &conn);
     let mut target = tree::Target::default();
     if let Some(t) = &args.target {
-        let (kind, name) = t.split_once('/').map_or((t.as_str(), None), |(k, n)| (k, Some(n)));
+        let (kind, name) = t
+            .split_once('/')
+            .map_or((t.as_str(), None), |(k, n)| (k, Some(n)));
         let kind = kind.to_ascii_lowercase();
-        let known = matches!(kind.as_str(), "gatewayclass" | "gateway" | "service" | "svc")
-            || kind.parse::<RouteKind>().is_ok();
+        let known = matches!(
+            kind.as_str(),
+            "gatewayclass" | "gateway" | "service" | "svc"
+        ) || kind.parse::<RouteKind>().is_ok();
         if !known {
-            bail!(UsageError(format!("cannot draw {kind:?}: use gatewayclass, gateway, service or a route kind")));
+            bail!(UsageError(format!(
+                "cannot draw {kind:?}: use gatewayclass, gateway, service or a route kind"
+            )));
         }
-        target.kind = Some(if kind == "svc" { "service".to_owned() } else { kind });
+        target.kind = Some(if kind == "svc" {
+            "service".to_owned()
+        } else {
+            kind
+        });
         target.name = name.map(str::to_owned);
     }
     if let Scope::Namespace(ns) = &scope {
@@ -246,15 +299,25 @@ async fn check_cmd(global: &Global, args: &CheckArgs) -> Result<u8> {
     let issues = check::check(&inv);
     let text = match args.output {
         DocFormat::Text => check::text(&issues),
-        DocFormat::Json => output::json(&envelope("CheckReport", serde_json::json!({ "issues": issues })))?,
-        DocFormat::Yaml => output::yaml(&envelope("CheckReport", serde_json::json!({ "issues": issues })))?,
+        DocFormat::Json => output::json(&envelope(
+            "CheckReport",
+            serde_json::json!({ "issues": issues }),
+        ))?,
+        DocFormat::Yaml => output::yaml(&envelope(
+            "CheckReport",
+            serde_json::json!({ "issues": issues }),
+        ))?,
     };
     print(&text)?;
     if issues.is_empty() {
         eprintln!("No issues found ({} routes checked).", inv.routes.len());
         Ok(0)
     } else {
-        eprintln!("{} issue(s) found in {} routes.", issues.len(), inv.routes.len());
+        eprintln!(
+            "{} issue(s) found in {} routes.",
+            issues.len(),
+            inv.routes.len()
+        );
         Ok(EXIT_ISSUES)
     }
 }
@@ -279,7 +342,9 @@ fn inject_cmd(args: &InjectArgs) -> Result<u8> {
 fn read_input(path: &Path) -> Result<String> {
     if path == Path::new("-") {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("failed to read stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("failed to read stdin")?;
         return Ok(text);
     }
     std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))

@@ -138,8 +138,12 @@ pub fn check(inv: &Inventory) -> Vec<Issue> {
                 field: "spec.rules".to_owned(),
                 message: format!(
                     "a rule matching {} on Service {}/{} port {} is shadowed by {}/{} (older)",
-                    c.matches, service.meta.namespace, service.meta.name, c.port,
-                    c.winner.namespace, c.winner.name
+                    c.matches,
+                    service.meta.namespace,
+                    service.meta.name,
+                    c.port,
+                    c.winner.namespace,
+                    c.winner.name
                 ),
                 fix: "make the matches differ, or merge the rules into one route".to_owned(),
             });

@@ -42,7 +42,13 @@ pub struct Global {
     #[arg(long, global = true, value_parser = parse_timeout, value_name = "DURATION")]
     pub request_timeout: Option<Duration>,
     /// Colour: auto (terminals without NO_COLOR), always or never.
-    #[arg(long, global = true, value_enum, default_value = "auto", env = "FERRY_COLOR")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        env = "FERRY_COLOR"
+    )]
     pub color: ColorChoice,
 }
 
@@ -193,7 +199,9 @@ pub enum SidecarStyle {
 /// A kubectl `--request-timeout`: `0`, a number of seconds, or a number
 /// with `ms`, `s`, `m` or `h`.
 pub fn parse_timeout(text: &str) -> Result<Duration, String> {
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let n: u64 = number
         .parse()
@@ -203,7 +211,11 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
         "m" => n * 60,
         "h" => n * 3600,
         "ms" => return Ok(Duration::from_millis(n)),
-        _ => return Err(format!("invalid duration {text:?}: unit must be ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "invalid duration {text:?}: unit must be ms, s, m or h"
+            ));
+        }
     };
     Ok(Duration::from_secs(secs))
 }

@@ -154,14 +154,14 @@ pub fn describe_route(inv: &Inventory, route: &Route) -> RouteDescription {
                 ParentVerdict::Refused(_) => Some(false),
                 ParentVerdict::Unknown => None,
             };
-            if let (Some(a), "True" | "False") = (attaches, accepted) {
-                if a != (accepted == "True") {
-                    analysis.push(format!(
-                        "{what}: the controller reports Accepted={accepted}, but by Ferry's rules \
-                         it {} attach (the status may be stale or from another controller).",
-                        if a { "does" } else { "does not" }
-                    ));
-                }
+            if let (Some(a), "True" | "False") = (attaches, accepted)
+                && a != (accepted == "True")
+            {
+                analysis.push(format!(
+                    "{what}: the controller reports Accepted={accepted}, but by Ferry's rules \
+                     it {} attach (the status may be stale or from another controller).",
+                    if a { "does" } else { "does not" }
+                ));
             }
             let (attached_to, reason, message) = match verdict {
                 ParentVerdict::Attached(to) => (to, None, None),
@@ -237,7 +237,9 @@ fn rule_findings(kind: RouteKind, i: usize, backends: &[BackendShare], out: &mut
                 format_percent(b.percent)
             ));
         } else if b.weight == 0 && backends.iter().any(|o| o.weight > 0) {
-            out.push(format!("rule {i} backend {name} has weight 0: it gets no traffic."));
+            out.push(format!(
+                "rule {i} backend {name} has weight 0: it gets no traffic."
+            ));
         } else if b.ready_endpoints == Some(0) && b.weight > 0 {
             out.push(format!(
                 "rule {i} backend {name} has no ready endpoints: its share ({}) of requests fails (503).",

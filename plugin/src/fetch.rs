@@ -75,7 +75,7 @@ pub enum FetchError {
     Kubeconfig(#[source] kube::config::KubeconfigError),
     /// The client cannot be built.
     #[error("failed to create a Kubernetes client")]
-    Client(#[source] kube::Error),
+    Client(#[source] Box<kube::Error>),
     /// API discovery failed.
     #[error("failed to discover the API group {group}")]
     Discover {
@@ -83,7 +83,7 @@ pub enum FetchError {
         group: String,
         /// The cause.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// A list call failed.
     #[error("failed to list {resource}")]
@@ -92,7 +92,7 @@ pub enum FetchError {
         resource: String,
         /// The cause.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// A listed object does not decode.
     #[error(transparent)]
@@ -129,7 +129,7 @@ impl Connection {
             config.write_timeout = Some(timeout);
         }
         let default_namespace = config.default_namespace.clone();
-        let client = Client::try_from(config).map_err(FetchError::Client)?;
+        let client = Client::try_from(config).map_err(|e| FetchError::Client(Box::new(e)))?;
         Ok(Self {
             client,
             default_namespace,
@@ -162,19 +162,30 @@ impl Connection {
             ..ListParams::default()
         };
         let route_lists = join_all(route_kinds.iter().map(|(kind, version)| {
-            let path = collection(&format!("gateway.networking.k8s.io/{version}"), kind.plural(), &want.scope);
+            let path = collection(
+                &format!("gateway.networking.k8s.io/{version}"),
+                kind.plural(),
+                &want.scope,
+            );
             self.list(path, route_params.clone())
         }));
         let gw_path = |plural: &str| -> Option<(String, ListParams)> {
             found.version_of(plural).map(|v| {
-                let path = collection(&format!("gateway.networking.k8s.io/{v}"), plural, &Scope::All);
+                let path = collection(
+                    &format!("gateway.networking.k8s.io/{v}"),
+                    plural,
+                    &Scope::All,
+                );
                 (path, ListParams::default())
             })
         };
         let gateways = self.list_opt(gw_path("gateways"));
         let classes = self.list_opt(gw_path("gatewayclasses"));
         let grants = self.list_opt(gw_path("referencegrants"));
-        let services = self.list(collection("v1", "services", &Scope::All), ListParams::default());
+        let services = self.list(
+            collection("v1", "services", &Scope::All),
+            ListParams::default(),
+        );
         let namespaces = self.list("/api/v1/namespaces".to_owned(), ListParams::default());
         let endpoints = if found.endpoint_slices_v1 {
             self.list(
@@ -182,7 +193,10 @@ impl Connection {
                 ListParams::default(),
             )
         } else {
-            self.list(collection("v1", "endpoints", &Scope::All), ListParams::default())
+            self.list(
+                collection("v1", "endpoints", &Scope::All),
+                ListParams::default(),
+            )
         };
         let events = self.list_opt(want.events_for.as_ref().map(|(kind, ns, name)| {
             let params = ListParams {
@@ -191,10 +205,20 @@ impl Connection {
                 )),
                 ..ListParams::default()
             };
-            (collection("v1", "events", &Scope::Namespace(ns.clone())), params)
+            (
+                collection("v1", "events", &Scope::Namespace(ns.clone())),
+                params,
+            )
         }));
         let (route_lists, gateways, classes, grants, services, namespaces, endpoints, events) = tokio::join!(
-            route_lists, gateways, classes, grants, services, namespaces, endpoints, events
+            route_lists,
+            gateways,
+            classes,
+            grants,
+            services,
+            namespaces,
+            endpoints,
+            events
         );
 
         let mut inv = Inventory::default();
@@ -230,7 +254,9 @@ impl Connection {
                 .filter_map(|ns| {
                     let name = ns.pointer("/metadata/name")?.as_str()?.to_owned();
                     let labels = serde_json::from_value(
-                        ns.pointer("/metadata/labels").cloned().unwrap_or(Value::Null),
+                        ns.pointer("/metadata/labels")
+                            .cloned()
+                            .unwrap_or(Value::Null),
                     )
                     .unwrap_or_default();
                     Some((name, labels))
@@ -243,11 +269,7 @@ impl Connection {
             Some(_) => known(events, "events", notes)?,
             None => events?,
         };
-        inv.events = events
-            .unwrap_or_default()
-            .iter()
-            .map(event)
-            .collect();
+        inv.events = events.unwrap_or_default().iter().map(event).collect();
         inv.sort();
         Ok(inv)
     }
@@ -265,7 +287,7 @@ impl Connection {
             .list(&params)
             .map_err(|e| FetchError::List {
                 resource: path.clone(),
-                source: kube::Error::BuildRequest(e),
+                source: Box::new(kube::Error::BuildRequest(e)),
             })?;
         match self.client.request::<Value>(request).await {
             Ok(mut list) => Ok(Some(match list.get_mut("items").map(Value::take) {
@@ -277,7 +299,7 @@ impl Connection {
             }
             Err(source) => Err(FetchError::List {
                 resource: path,
-                source,
+                source: Box::new(source),
             }),
         }
     }
@@ -299,7 +321,9 @@ fn collection(api_version: &str, plural: &str, scope: &Scope) -> String {
 fn known(listed: Listed, what: &str, notes: &mut Vec<String>) -> Listed {
     let listed = listed?;
     if listed.is_none() {
-        notes.push(format!("cannot list {what} (forbidden or not served); shown as unknown"));
+        notes.push(format!(
+            "cannot list {what} (forbidden or not served); shown as unknown"
+        ));
     }
     Ok(listed)
 }

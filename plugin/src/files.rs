@@ -40,17 +40,25 @@ pub enum FilesError {
 
 /// Reads `(name, text)` sources into one snapshot; objects without a
 /// namespace go to `default_namespace`.
-pub fn load(sources: &[(String, String)], default_namespace: &str) -> Result<Inventory, FilesError> {
+pub fn load(
+    sources: &[(String, String)],
+    default_namespace: &str,
+) -> Result<Inventory, FilesError> {
     let mut inv = Inventory::default();
     let mut namespaces: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for (name, text) in sources {
-        let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|source| FilesError::Yaml {
-            source_name: name.clone(),
-            source: Box::new(source),
-        })?;
+        let docs: Vec<Value> =
+            serde_saphyr::from_multiple(text).map_err(|source| FilesError::Yaml {
+                source_name: name.clone(),
+                source: Box::new(source),
+            })?;
         let mut stack: Vec<Value> = docs;
         while let Some(mut doc) = stack.pop() {
-            let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let kind = doc
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             if kind == "List" || kind.ends_with("List") {
                 if let Some(Value::Array(items)) = doc.get_mut("items").map(Value::take) {
                     stack.extend(items);
@@ -58,10 +66,14 @@ pub fn load(sources: &[(String, String)], default_namespace: &str) -> Result<Inv
                 continue;
             }
             let cluster_scoped = matches!(kind.as_str(), "Namespace" | "GatewayClass");
-            if !cluster_scoped && doc.pointer("/metadata/namespace").is_none() {
-                if let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut) {
-                    meta.insert("namespace".to_owned(), Value::String(default_namespace.to_owned()));
-                }
+            if !cluster_scoped
+                && doc.pointer("/metadata/namespace").is_none()
+                && let Some(meta) = doc.get_mut("metadata").and_then(Value::as_object_mut)
+            {
+                meta.insert(
+                    "namespace".to_owned(),
+                    Value::String(default_namespace.to_owned()),
+                );
             }
             let wrap = |source| FilesError::Model {
                 source_name: name.clone(),
@@ -69,11 +81,18 @@ pub fn load(sources: &[(String, String)], default_namespace: &str) -> Result<Inv
             };
             match kind.as_str() {
                 "Gateway" => inv.gateways.push(Gateway::from_json(doc).map_err(wrap)?),
-                "GatewayClass" => inv.gateway_classes.push(GatewayClass::from_json(doc).map_err(wrap)?),
-                "ReferenceGrant" => inv.reference_grants.push(ReferenceGrant::from_json(doc).map_err(wrap)?),
+                "GatewayClass" => inv
+                    .gateway_classes
+                    .push(GatewayClass::from_json(doc).map_err(wrap)?),
+                "ReferenceGrant" => inv
+                    .reference_grants
+                    .push(ReferenceGrant::from_json(doc).map_err(wrap)?),
                 "Service" => inv.services.push(Service::from_json(doc).map_err(wrap)?),
                 "Namespace" => {
-                    let ns = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                    let ns = doc
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
                     let labels = doc
                         .pointer("/metadata/labels")
                         .cloned()
@@ -83,7 +102,8 @@ pub fn load(sources: &[(String, String)], default_namespace: &str) -> Result<Inv
                 }
                 other => {
                     if let Some(route_kind) = RouteKind::from_kind(other) {
-                        inv.routes.push(Route::from_json(route_kind, doc).map_err(wrap)?);
+                        inv.routes
+                            .push(Route::from_json(route_kind, doc).map_err(wrap)?);
                     }
                 }
             }

@@ -78,6 +78,8 @@ pub struct Service {
     pub ports: Vec<ServicePort>,
     /// `spec.clusterIP`.
     pub cluster_ip: Option<String>,
+    /// The object as read.
+    pub raw: Value,
 }
 
 /// A Kubernetes Event about an object.
@@ -128,6 +130,8 @@ pub struct Inventory {
     pub services_known: bool,
     /// Whether GatewayClasses were read.
     pub gateway_classes_known: bool,
+    /// The snapshot as ferry-core's index, built on first use.
+    pub core: std::sync::OnceLock<ferry_core::Objects>,
 }
 
 /// Errors turning JSON into model values.
@@ -182,15 +186,17 @@ impl Service {
     /// Reads a Service from its JSON.
     pub fn from_json(value: Value) -> Result<Self, ModelError> {
         let name = display_name(&value);
-        let raw: RawService = serde_json::from_value(value).map_err(|source| ModelError::Decode {
-            kind: "Service".to_owned(),
-            name,
-            source,
-        })?;
+        let raw: RawService =
+            serde_json::from_value(value.clone()).map_err(|source| ModelError::Decode {
+                kind: "Service".to_owned(),
+                name,
+                source,
+            })?;
         Ok(Self {
             meta: raw.metadata,
             ports: raw.spec.ports,
             cluster_ip: raw.spec.cluster_ip,
+            raw: value,
         })
     }
 
@@ -242,15 +248,23 @@ impl Inventory {
     /// Sorts every list by namespace and name, so views are deterministic.
     pub fn sort(&mut self) {
         self.routes.sort_by(|a, b| {
-            (a.kind, &a.meta.namespace, &a.meta.name).cmp(&(b.kind, &b.meta.namespace, &b.meta.name))
+            (a.kind, &a.meta.namespace, &a.meta.name).cmp(&(
+                b.kind,
+                &b.meta.namespace,
+                &b.meta.name,
+            ))
         });
-        self.gateways
-            .sort_by(|a, b| (&a.meta.namespace, &a.meta.name).cmp(&(&b.meta.namespace, &b.meta.name)));
-        self.gateway_classes.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
-        self.services
-            .sort_by(|a, b| (&a.meta.namespace, &a.meta.name).cmp(&(&b.meta.namespace, &b.meta.name)));
-        self.reference_grants
-            .sort_by(|a, b| (&a.meta.namespace, &a.meta.name).cmp(&(&b.meta.namespace, &b.meta.name)));
+        self.gateways.sort_by(|a, b| {
+            (&a.meta.namespace, &a.meta.name).cmp(&(&b.meta.namespace, &b.meta.name))
+        });
+        self.gateway_classes
+            .sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
+        self.services.sort_by(|a, b| {
+            (&a.meta.namespace, &a.meta.name).cmp(&(&b.meta.namespace, &b.meta.name))
+        });
+        self.reference_grants.sort_by(|a, b| {
+            (&a.meta.namespace, &a.meta.name).cmp(&(&b.meta.namespace, &b.meta.name))
+        });
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::model::{Rule, RouteKind};
+use crate::model::{RouteKind, Rule};
 
 /// A rule's matches, `; `-separated (`*` when it matches everything).
 pub fn matches(kind: RouteKind, rule: &Rule) -> String {
@@ -93,7 +93,12 @@ pub fn filter(f: &Value) -> String {
                     ));
                 }
             }
-            for h in b.get("remove").and_then(Value::as_array).into_iter().flatten() {
+            for h in b
+                .get("remove")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 parts.push(format!("remove {}", h.as_str().unwrap_or_default()));
             }
             parts.join(", ")

@@ -196,11 +196,11 @@ pub fn rows(inv: &Inventory, filter: &Filter) -> Vec<StatusRow> {
         .collect();
     rows.sort_by(|a, b| {
         let rank = |r: &StatusRow| r.attention.map_or(3, |a| a as u8);
-        (rank(a), &a.route.namespace, &a.route.kind, &a.route.name).cmp(&(
+        (rank(a), &a.route.namespace, &a.route.name, &a.route.kind).cmp(&(
             rank(b),
             &b.route.namespace,
-            &b.route.kind,
             &b.route.name,
+            &b.route.kind,
         ))
     });
     rows
@@ -221,7 +221,13 @@ pub fn row(inv: &Inventory, route: &Route, parent: &ParentRef) -> StatusRow {
     let (accepted, resolved_refs, reason, attention, observed) = match entry {
         None => {
             let none = "NoStatus".to_owned();
-            (none.clone(), none.clone(), none, Some(Attention::NoStatus), None)
+            (
+                none.clone(),
+                none.clone(),
+                none,
+                Some(Attention::NoStatus),
+                None,
+            )
         }
         Some(entry) => {
             let status = |t: &str| {
@@ -315,7 +321,10 @@ pub fn backend_shares(inv: &Inventory, route: &Route) -> Vec<BackendShare> {
                     exists: verdict.exists,
                     ready_endpoints: verdict.ready,
                     permitted: verdict.permitted,
-                    problem: verdict.refusal.as_ref().map(|r| r.reason.as_str().to_owned()),
+                    problem: verdict
+                        .refusal
+                        .as_ref()
+                        .map(|r| r.reason.as_str().to_owned()),
                     message: verdict.refusal.map(|r| r.message),
                 }
             })
@@ -336,7 +345,9 @@ pub fn backends_cell(route_ns: &str, backends: &[BackendShare]) -> String {
             rules.push(String::new());
             current = b.rule;
         }
-        let text = rules.last_mut().expect("a rule was pushed for the first backend");
+        let text = rules
+            .last_mut()
+            .expect("a rule was pushed for the first backend");
         if !text.is_empty() {
             text.push(',');
         }

@@ -127,6 +127,8 @@ fn line(out: &mut String, cells: &[Cell], widths: &[usize], color: bool) {
             out.extend(std::iter::repeat_n(' ', pad));
         }
     }
+    let trimmed = out.trim_end_matches(' ').len();
+    out.truncate(trimmed);
     out.push('\n');
 }
 

@@ -89,10 +89,10 @@ pub fn human_duration(seconds: i64) -> String {
 /// Now, in Unix seconds, unless `FERRY_NOW` (RFC 3339 or Unix seconds)
 /// fixes the clock, as the golden tests do.
 pub fn now() -> i64 {
-    if let Ok(fixed) = std::env::var("FERRY_NOW") {
-        if let Some(at) = fixed.parse().ok().or_else(|| parse_rfc3339(&fixed)) {
-            return at;
-        }
+    if let Ok(fixed) = std::env::var("FERRY_NOW")
+        && let Some(at) = fixed.parse().ok().or_else(|| parse_rfc3339(&fixed))
+    {
+        return at;
     }
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -108,7 +108,10 @@ mod tests {
     fn parses_timestamps() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339("2024-05-01T12:00:00Z"), Some(1_714_564_800));
-        assert_eq!(parse_rfc3339("2024-05-01T14:00:00.5+02:00"), Some(1_714_564_800));
+        assert_eq!(
+            parse_rfc3339("2024-05-01T14:00:00.5+02:00"),
+            Some(1_714_564_800)
+        );
         assert_eq!(parse_rfc3339("nope"), None);
     }
 

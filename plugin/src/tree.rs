@@ -48,7 +48,11 @@ pub fn build(inv: &Inventory, target: &Target) -> Vec<Node> {
     let ns_ok = |n: &str| target.namespace.as_deref().is_none_or(|want| want == n);
     let mut roots = Vec::new();
     if matches!(kind.as_deref(), None | Some("gatewayclass" | "gateway")) {
-        let mut classes: Vec<String> = inv.gateway_classes.iter().map(|c| c.meta.name.clone()).collect();
+        let mut classes: Vec<String> = inv
+            .gateway_classes
+            .iter()
+            .map(|c| c.meta.name.clone())
+            .collect();
         for g in &inv.gateways {
             if !classes.contains(&g.class_name) {
                 classes.push(g.class_name.clone());
@@ -84,7 +88,10 @@ pub fn build(inv: &Inventory, target: &Target) -> Vec<Node> {
                 })
                 .collect();
             if !gateways.is_empty() || kind.as_deref() == Some("gatewayclass") {
-                roots.push(Node { label, children: gateways });
+                roots.push(Node {
+                    label,
+                    children: gateways,
+                });
             }
         }
     }
@@ -94,7 +101,9 @@ pub fn build(inv: &Inventory, target: &Target) -> Vec<Node> {
                 continue;
             }
             let children: Vec<Node> = attached_routes(inv, |p, r| {
-                p.is_service() && p.namespace(&r.meta.namespace) == s.meta.namespace && p.name == s.meta.name
+                p.is_service()
+                    && p.namespace(&r.meta.namespace) == s.meta.namespace
+                    && p.name == s.meta.name
             })
             .map(|(r, p)| route_node(inv, r, Some(p)))
             .collect();
@@ -106,8 +115,15 @@ pub fn build(inv: &Inventory, target: &Target) -> Vec<Node> {
             }
         }
     }
-    if let Some(k) = kind.as_deref().and_then(|k| k.parse::<crate::model::RouteKind>().ok()) {
-        for r in inv.routes.iter().filter(|r| r.kind == k && name_ok(&r.meta.name)) {
+    if let Some(k) = kind
+        .as_deref()
+        .and_then(|k| k.parse::<crate::model::RouteKind>().ok())
+    {
+        for r in inv
+            .routes
+            .iter()
+            .filter(|r| r.kind == k && name_ok(&r.meta.name))
+        {
             roots.push(route_node(inv, r, None));
         }
     }
@@ -125,7 +141,10 @@ fn attached_routes<'a>(
 }
 
 fn route_node(inv: &Inventory, route: &Route, parent: Option<&ParentRef>) -> Node {
-    let mut label = format!("{} {}/{}", route.kind, route.meta.namespace, route.meta.name);
+    let mut label = format!(
+        "{} {}/{}",
+        route.kind, route.meta.namespace, route.meta.name
+    );
     if let Some(p) = parent {
         let row = status::row(inv, route, p);
         let verdict = match analysis::parent(inv, route, p) {
@@ -149,7 +168,8 @@ fn route_node(inv: &Inventory, route: &Route, parent: Option<&ParentRef>) -> Nod
                 .iter()
                 .filter(|b| b.rule == i)
                 .map(|b| {
-                    let cell = status::backends_cell(&route.meta.namespace, std::slice::from_ref(b));
+                    let cell =
+                        status::backends_cell(&route.meta.namespace, std::slice::from_ref(b));
                     let (name, _) = cell.rsplit_once('=').unwrap_or((cell.as_str(), ""));
                     let mut text = format!("{name} {}", format_percent(b.percent));
                     if let Some(problem) = &b.problem {
@@ -169,8 +189,17 @@ pub fn text(roots: &[Node]) -> String {
         let count = node.children.len();
         for (i, child) in node.children.iter().enumerate() {
             let last = i + 1 == count;
-            let _ = writeln!(out, "{prefix}{}{}", if last { "└── " } else { "├── " }, child.label);
-            walk(out, child, &format!("{prefix}{}", if last { "    " } else { "│   " }));
+            let _ = writeln!(
+                out,
+                "{prefix}{}{}",
+                if last { "└── " } else { "├── " },
+                child.label
+            );
+            walk(
+                out,
+                child,
+                &format!("{prefix}{}", if last { "    " } else { "│   " }),
+            );
         }
     }
     let mut out = String::new();
@@ -187,7 +216,11 @@ pub fn dot(roots: &[Node]) -> String {
     let mut next = 0;
     for root in roots {
         edges(root, None, &mut next, &mut |id, parent, label| {
-            let _ = writeln!(out, "  n{id} [label=\"{}\"];", label.replace('\\', "\\\\").replace('"', "\\\""));
+            let _ = writeln!(
+                out,
+                "  n{id} [label=\"{}\"];",
+                label.replace('\\', "\\\\").replace('"', "\\\"")
+            );
             if let Some(p) = parent {
                 let _ = writeln!(out, "  n{p} -> n{id};");
             }
@@ -217,7 +250,12 @@ pub fn mermaid(roots: &[Node]) -> String {
     out
 }
 
-fn edges(node: &Node, parent: Option<usize>, next: &mut usize, emit: &mut dyn FnMut(usize, Option<usize>, &str)) {
+fn edges(
+    node: &Node,
+    parent: Option<usize>,
+    next: &mut usize,
+    emit: &mut dyn FnMut(usize, Option<usize>, &str),
+) {
     let id = *next;
     *next += 1;
     emit(id, parent, &node.label);

@@ -16,13 +16,14 @@ pub(super) fn attach(
     if let Some(section) = &parent.section_name {
         candidates.retain(|l| &l.name == section);
         if candidates.is_empty() {
-            return refused(
-                Reason::NoMatchingParent,
-                Cause::SectionNameNotFound,
-                format!(
-                    "Gateway {gw} has no listener named {section:?} (sectionName); its listeners are: {}",
-                    names.join(", ")
-                ),
+            let hint = format!("its listeners are: {}", names.join(", "));
+            return ParentVerdict::Refused(
+                Refusal::new(
+                    Reason::NoMatchingParent,
+                    Cause::SectionNameNotFound,
+                    format!("Gateway {gw} has no listener named {section} (sectionName); {hint}"),
+                )
+                .with_hint(hint),
             );
         }
     }
@@ -109,7 +110,11 @@ fn admits(
                 listener.name,
                 listener.protocol,
                 listener.port,
-                if kinds.is_empty() { "none".to_owned() } else { kinds.join(", ") },
+                if kinds.is_empty() {
+                    "none".to_owned()
+                } else {
+                    kinds.join(", ")
+                },
                 route.kind
             ),
         ));
@@ -137,20 +142,21 @@ fn admits(
                 Some(labels) => {
                     let shown: Vec<String> =
                         labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let has = if shown.is_empty() {
+                        "no labels".to_owned()
+                    } else {
+                        format!("labels {}", shown.join(","))
+                    };
+                    let hint = format!(
+                        "the listener selects namespaces labelled {}, and namespace {route_ns} has {has}",
+                        selector.display()
+                    );
                     Err(Refusal::new(
                         Reason::NotAllowedByListeners,
                         Cause::NamespaceNotAllowed,
-                        format!(
-                            "listener {} admits routes from namespaces labelled {}; namespace {route_ns} has {}",
-                            listener.name,
-                            selector.display(),
-                            if shown.is_empty() {
-                                "no labels".to_owned()
-                            } else {
-                                format!("labels {}", shown.join(","))
-                            }
-                        ),
-                    ))
+                        format!("listener {}: {hint}", listener.name),
+                    )
+                    .with_hint(hint))
                 }
             }
         }

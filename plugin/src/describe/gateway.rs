@@ -104,7 +104,11 @@ pub fn describe_gateway(inv: &Inventory, gateway: &Gateway) -> GatewayDescriptio
                 ParentVerdict::Refused(r) => {
                     analysis.push(format!(
                         "{} {}/{} does not attach ({}): {}. Fix: {}.",
-                        route.kind, route.meta.namespace, route.meta.name, r.reason, r.message,
+                        route.kind,
+                        route.meta.namespace,
+                        route.meta.name,
+                        r.reason,
+                        r.message,
                         r.cause.fix()
                     ));
                     (Some(false), Vec::new(), Some(r.message))
@@ -155,7 +159,8 @@ pub fn describe_gateway(inv: &Inventory, gateway: &Gateway) -> GatewayDescriptio
         class_name: gateway.class_name.clone(),
         class_controller: class.map(|c| c.controller_name.clone()),
         class_accepted: class.map(|c| {
-            find_condition(&c.conditions, "Accepted").map_or("Unknown".to_owned(), |c| c.status.clone())
+            find_condition(&c.conditions, "Accepted")
+                .map_or("Unknown".to_owned(), |c| c.status.clone())
         }),
         conditions: gateway.conditions.clone(),
         listeners,

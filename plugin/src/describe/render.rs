@@ -3,9 +3,7 @@
 use std::fmt::Write as _;
 
 use super::service::ServiceRoute;
-use super::{
-    Description, EventOut, GatewayDescription, RouteDescription, ServiceDescription,
-};
+use super::{Description, EventOut, GatewayDescription, RouteDescription, ServiceDescription};
 use crate::analysis::format_percent;
 use crate::model::Condition;
 use crate::status::BackendShare;
@@ -37,12 +35,20 @@ fn route(out: &mut String, d: &RouteDescription, now: i64, color: bool) {
     field(out, "Name", &d.route.name);
     field(out, "Namespace", &d.route.namespace);
     field(out, "Kind", &d.route.kind);
-    field(out, "Generation", d.generation.map_or("-".to_owned(), |g| g.to_string()));
+    field(
+        out,
+        "Generation",
+        d.generation.map_or("-".to_owned(), |g| g.to_string()),
+    );
     field(out, "Age", age(d.creation_timestamp.as_deref(), now));
     field(
         out,
         "Hostnames",
-        if d.hostnames.is_empty() { "*".to_owned() } else { d.hostnames.join(", ") },
+        if d.hostnames.is_empty() {
+            "*".to_owned()
+        } else {
+            d.hostnames.join(", ")
+        },
     );
     out.push_str("Parents:\n");
     for p in &d.parents {
@@ -57,7 +63,11 @@ fn route(out: &mut String, d: &RouteDescription, now: i64, color: bool) {
     }
     out.push_str("Rules:\n");
     for r in &d.rules {
-        let name = r.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+        let name = r
+            .name
+            .as_ref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
         let _ = writeln!(out, "  [{}]{name} Matches: {}", r.index, r.matches);
         let _ = writeln!(out, "      Filters: {}", r.filters);
         indented(out, &backends(&r.backends).render(true, color), 6);
@@ -82,7 +92,14 @@ fn gateway(out: &mut String, d: &GatewayDescription, now: i64, color: bool) {
     }
     out.push_str("Listeners:\n");
     let mut t = Table::new(&[
-        "NAME", "PORT", "PROTOCOL", "HOSTNAME", "NAMESPACES", "KINDS", "ATTACHED", "STATUS",
+        "NAME",
+        "PORT",
+        "PROTOCOL",
+        "HOSTNAME",
+        "NAMESPACES",
+        "KINDS",
+        "ATTACHED",
+        "STATUS",
     ]);
     for l in &d.listeners {
         t.rows.push(vec![
@@ -91,11 +108,16 @@ fn gateway(out: &mut String, d: &GatewayDescription, now: i64, color: bool) {
             Cell::plain(&l.protocol),
             Cell::plain(l.hostname.clone().unwrap_or_else(|| "*".to_owned())),
             Cell::plain(&l.allowed_namespaces),
-            Cell::plain(if l.allowed_kinds.is_empty() { "-".to_owned() } else { l.allowed_kinds.join(",") }),
+            Cell::plain(if l.allowed_kinds.is_empty() {
+                "-".to_owned()
+            } else {
+                l.allowed_kinds.join(",")
+            }),
             Cell::plain(format!(
                 "{} (status: {})",
                 l.attached_routes,
-                l.attached_routes_status.map_or("-".to_owned(), |n| n.to_string())
+                l.attached_routes_status
+                    .map_or("-".to_owned(), |n| n.to_string())
             )),
             Cell::plain(summary(&l.conditions)),
         ]);
@@ -105,11 +127,23 @@ fn gateway(out: &mut String, d: &GatewayDescription, now: i64, color: bool) {
     let mut t = Table::new(&["ROUTE", "PARENT", "ACCEPTED", "ATTACHES", "LISTENERS"]);
     for r in &d.routes {
         t.rows.push(vec![
-            Cell::plain(format!("{}/{}/{}", r.route.kind.to_lowercase(), r.route.namespace, r.route.name)),
+            Cell::plain(format!(
+                "{}/{}/{}",
+                r.route.kind.to_lowercase(),
+                r.route.namespace,
+                r.route.name
+            )),
             Cell::plain(&r.parent.display),
             Cell::status(&r.accepted),
-            Cell::status(r.attaches.map_or("Unknown", |a| if a { "True" } else { "False" })),
-            Cell::plain(if r.listeners.is_empty() { "-".to_owned() } else { r.listeners.join(",") }),
+            Cell::status(
+                r.attaches
+                    .map_or("Unknown", |a| if a { "True" } else { "False" }),
+            ),
+            Cell::plain(if r.listeners.is_empty() {
+                "-".to_owned()
+            } else {
+                r.listeners.join(",")
+            }),
         ]);
     }
     if d.routes.is_empty() {
@@ -124,13 +158,29 @@ fn gateway(out: &mut String, d: &GatewayDescription, now: i64, color: bool) {
 fn service(out: &mut String, d: &ServiceDescription, now: i64, color: bool) {
     field(out, "Name", &d.name);
     field(out, "Namespace", &d.namespace);
-    field(out, "ClusterIP", d.cluster_ip.clone().unwrap_or_else(|| "-".to_owned()));
-    field(out, "Endpoints", d.ready_endpoints.map_or("unknown".to_owned(), |n| format!("{n} ready")));
+    field(
+        out,
+        "ClusterIP",
+        d.cluster_ip.clone().unwrap_or_else(|| "-".to_owned()),
+    );
+    field(
+        out,
+        "Endpoints",
+        d.ready_endpoints
+            .map_or("unknown".to_owned(), |n| format!("{n} ready")),
+    );
     out.push_str("Ports:\n");
     for p in &d.ports {
-        let name = p.name.as_ref().map(|n| format!(" ({n})")).unwrap_or_default();
+        let name = p
+            .name
+            .as_ref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
         let _ = writeln!(out, "  {}{name}", p.port);
-        for (title, routes) in [("Producer routes", &p.producer_routes), ("Consumer routes", &p.consumer_routes)] {
+        for (title, routes) in [
+            ("Producer routes", &p.producer_routes),
+            ("Consumer routes", &p.consumer_routes),
+        ] {
             let _ = writeln!(out, "    {title}:");
             service_routes(out, routes, color, 6);
         }
@@ -162,8 +212,13 @@ fn service(out: &mut String, d: &ServiceDescription, now: i64, color: bool) {
         .map(|c| {
             format!(
                 "port {}: {} {}/{} shadows {}/{} on {}",
-                c.port, c.winner.kind, c.winner.namespace, c.winner.name, c.shadowed.namespace,
-                c.shadowed.name, c.matches
+                c.port,
+                c.winner.kind,
+                c.winner.namespace,
+                c.winner.name,
+                c.shadowed.namespace,
+                c.shadowed.name,
+                c.matches
             )
         })
         .collect();
@@ -180,7 +235,12 @@ fn service_routes(out: &mut String, routes: &[ServiceRoute], color: bool, spaces
     let mut t = Table::new(&["ROUTE", "ACCEPTED", "BACKENDS"]);
     for r in routes {
         t.rows.push(vec![
-            Cell::plain(format!("{}/{}/{}", r.route.kind.to_lowercase(), r.route.namespace, r.route.name)),
+            Cell::plain(format!(
+                "{}/{}/{}",
+                r.route.kind.to_lowercase(),
+                r.route.namespace,
+                r.route.name
+            )),
             Cell::status(&r.accepted),
             Cell::plain(&r.backends),
         ]);
@@ -189,13 +249,23 @@ fn service_routes(out: &mut String, routes: &[ServiceRoute], color: bool, spaces
 }
 
 fn conditions(conditions: &[Condition], now: i64) -> Table {
-    let mut t = Table::new(&["TYPE", "STATUS", "REASON", "OBSERVED", "LAST TRANSITION", "MESSAGE"]);
+    let mut t = Table::new(&[
+        "TYPE",
+        "STATUS",
+        "REASON",
+        "OBSERVED",
+        "LAST TRANSITION",
+        "MESSAGE",
+    ]);
     for c in conditions {
         t.rows.push(vec![
             Cell::plain(&c.type_),
             Cell::status(&c.status),
             Cell::plain(&c.reason),
-            Cell::plain(c.observed_generation.map_or("-".to_owned(), |g| g.to_string())),
+            Cell::plain(
+                c.observed_generation
+                    .map_or("-".to_owned(), |g| g.to_string()),
+            ),
             Cell::plain(
                 c.last_transition_time
                     .as_deref()
@@ -209,11 +279,17 @@ fn conditions(conditions: &[Condition], now: i64) -> Table {
 }
 
 fn backends(backends: &[BackendShare]) -> Table {
-    let mut t = Table::new(&["BACKEND", "WEIGHT", "SHARE", "EXISTS", "READY", "REFGRANT", "PROBLEM"]);
+    let mut t = Table::new(&[
+        "BACKEND", "WEIGHT", "SHARE", "EXISTS", "READY", "REFGRANT", "PROBLEM",
+    ]);
     let yes_no = |b: Option<bool>| b.map_or("?", |b| if b { "yes" } else { "no" }).to_owned();
     for b in backends {
         let port = b.port.map(|p| format!(":{p}")).unwrap_or_default();
-        let kind = if b.kind == "Service" && b.group.is_empty() { String::new() } else { format!("{}/", b.kind) };
+        let kind = if b.kind == "Service" && b.group.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", b.kind)
+        };
         t.rows.push(vec![
             Cell::plain(format!("{kind}{}/{}{port}", b.namespace, b.name)),
             Cell::plain(b.weight.to_string()),
@@ -225,7 +301,15 @@ fn backends(backends: &[BackendShare]) -> Table {
         ]);
     }
     if backends.is_empty() {
-        t.rows.push(vec![Cell::plain("<none>"), Cell::plain(""), Cell::plain(""), Cell::plain(""), Cell::plain(""), Cell::plain(""), Cell::plain("")]);
+        t.rows.push(vec![
+            Cell::plain("<none>"),
+            Cell::plain(""),
+            Cell::plain(""),
+            Cell::plain(""),
+            Cell::plain(""),
+            Cell::plain(""),
+            Cell::plain(""),
+        ]);
     }
     t
 }

@@ -117,9 +117,16 @@ pub fn describe_service(inv: &Inventory, service: &Service) -> ServiceDescriptio
             accepted: route
                 .parent_refs
                 .iter()
-                .find(|p| p.is_service() && p.namespace(&route.meta.namespace) == ns && &p.name == name)
-                .map_or("NoStatus".to_owned(), |p| status::row(inv, route, p).accepted),
-            backends: status::backends_cell(&route.meta.namespace, &status::backend_shares(inv, route)),
+                .find(|p| {
+                    p.is_service() && p.namespace(&route.meta.namespace) == ns && &p.name == name
+                })
+                .map_or("NoStatus".to_owned(), |p| {
+                    status::row(inv, route, p).accepted
+                }),
+            backends: status::backends_cell(
+                &route.meta.namespace,
+                &status::backend_shares(inv, route),
+            ),
             message,
         };
         match verdict {
@@ -138,7 +145,11 @@ pub fn describe_service(inv: &Inventory, service: &Service) -> ServiceDescriptio
             ParentVerdict::Refused(r) => {
                 analysis.push(format!(
                     "{} {}/{} does not attach ({}): {}. Fix: {}.",
-                    route.kind, route.meta.namespace, route.meta.name, r.reason, r.message,
+                    route.kind,
+                    route.meta.namespace,
+                    route.meta.name,
+                    r.reason,
+                    r.message,
                     r.cause.fix()
                 ));
                 refused.push(row_for(Some(r.message)));
@@ -157,7 +168,11 @@ pub fn describe_service(inv: &Inventory, service: &Service) -> ServiceDescriptio
     let mut backend_of = Vec::new();
     for route in &inv.routes {
         for share in status::backend_shares(inv, route) {
-            if share.kind == "Service" && share.group.is_empty() && &share.namespace == ns && &share.name == name {
+            if share.kind == "Service"
+                && share.group.is_empty()
+                && &share.namespace == ns
+                && &share.name == name
+            {
                 backend_of.push(BackendUse {
                     route: route_id(route),
                     rule: share.rule,
@@ -171,7 +186,14 @@ pub fn describe_service(inv: &Inventory, service: &Service) -> ServiceDescriptio
     if ready == Some(0) && !backend_of.is_empty() {
         let uses: Vec<String> = backend_of
             .iter()
-            .map(|b| format!("{}/{} ({})", b.route.namespace, b.route.name, format_percent(b.percent)))
+            .map(|b| {
+                format!(
+                    "{}/{} ({})",
+                    b.route.namespace,
+                    b.route.name,
+                    format_percent(b.percent)
+                )
+            })
             .collect();
         analysis.push(format!(
             "the Service has no ready endpoints, yet routes send it traffic: {}.",
@@ -201,12 +223,18 @@ fn route_id(route: &Route) -> RouteId {
 }
 
 /// Every route with a parentRef naming the Service, with its verdict.
-fn parent_verdicts<'a>(inv: &'a Inventory, service: &'a Service) -> Vec<(&'a Route, ParentVerdict)> {
+fn parent_verdicts<'a>(
+    inv: &'a Inventory,
+    service: &'a Service,
+) -> Vec<(&'a Route, ParentVerdict)> {
     let (ns, name) = (&service.meta.namespace, &service.meta.name);
     let mut out = Vec::new();
     for route in &inv.routes {
         for parent in &route.parent_refs {
-            if parent.is_service() && parent.namespace(&route.meta.namespace) == ns && &parent.name == name {
+            if parent.is_service()
+                && parent.namespace(&route.meta.namespace) == ns
+                && &parent.name == name
+            {
                 out.push((route, analysis::parent(inv, route, parent)));
             }
         }
@@ -226,8 +254,17 @@ pub fn conflicts(inv: &Inventory, service: &Service) -> Vec<Conflict> {
         for port in on.iter().filter_map(|p| p.parse::<i32>().ok()) {
             for rule in &route.rules {
                 for m in rules::match_list(route.kind, rule) {
-                    let m = if m == "*" { "PathPrefix /".to_owned() } else { m };
-                    let key = (port, route.meta.namespace.clone(), route.kind.as_str().to_owned(), m);
+                    let m = if m == "*" {
+                        "PathPrefix /".to_owned()
+                    } else {
+                        m
+                    };
+                    let key = (
+                        port,
+                        route.meta.namespace.clone(),
+                        route.kind.as_str().to_owned(),
+                        m,
+                    );
                     let routes = seen.entry(key).or_default();
                     if !routes.iter().any(|r| std::ptr::eq(*r, route)) {
                         routes.push(route);
@@ -239,8 +276,11 @@ pub fn conflicts(inv: &Inventory, service: &Service) -> Vec<Conflict> {
     let mut out = Vec::new();
     for ((port, _, _, matches), mut routes) in seen {
         routes.sort_by(|a, b| {
-            (&a.meta.creation_timestamp, &a.meta.namespace, &a.meta.name)
-                .cmp(&(&b.meta.creation_timestamp, &b.meta.namespace, &b.meta.name))
+            (&a.meta.creation_timestamp, &a.meta.namespace, &a.meta.name).cmp(&(
+                &b.meta.creation_timestamp,
+                &b.meta.namespace,
+                &b.meta.name,
+            ))
         });
         for shadowed in routes.iter().skip(1) {
             out.push(Conflict {

@@ -30,7 +30,7 @@ impl Discovered {
             .await
             .map_err(|source| FetchError::Discover {
                 group: "(all)".to_owned(),
-                source,
+                source: Box::new(source),
             })?;
         let mut found = Self::default();
         let mut versions: Vec<String> = Vec::new();
@@ -62,7 +62,7 @@ impl Discovered {
                 Err(source) => {
                     return Err(FetchError::Discover {
                         group: format!("{GATEWAY_GROUP}/{version}"),
-                        source,
+                        source: Box::new(source),
                     });
                 }
             };

@@ -100,6 +100,8 @@ pub struct Gateway {
     pub conditions: Vec<Condition>,
     /// `status.listeners`.
     pub listener_status: Vec<ListenerStatus>,
+    /// The object as read.
+    pub raw: Value,
 }
 
 /// A GatewayClass.
@@ -111,6 +113,8 @@ pub struct GatewayClass {
     pub controller_name: String,
     /// `status.conditions`.
     pub conditions: Vec<Condition>,
+    /// The object as read.
+    pub raw: Value,
 }
 
 /// A ReferenceGrant's `from` entry.
@@ -146,6 +150,8 @@ pub struct ReferenceGrant {
     pub from: Vec<GrantFrom>,
     /// To what.
     pub to: Vec<GrantTo>,
+    /// The object as read.
+    pub raw: Value,
 }
 
 #[derive(Deserialize, Default)]
@@ -241,13 +247,14 @@ impl LabelSelector {
 impl Gateway {
     /// Reads a Gateway from its JSON.
     pub fn from_json(value: Value) -> Result<Self, ModelError> {
-        let raw: Raw<GatewaySpec, GatewayStatus> = decode("Gateway", value)?;
+        let raw: Raw<GatewaySpec, GatewayStatus> = decode("Gateway", value.clone())?;
         Ok(Self {
             meta: raw.metadata,
             class_name: raw.spec.gateway_class_name,
             listeners: raw.spec.listeners,
             conditions: raw.status.conditions,
             listener_status: raw.status.listeners,
+            raw: value,
         })
     }
 
@@ -262,11 +269,12 @@ impl Gateway {
 impl GatewayClass {
     /// Reads a GatewayClass from its JSON.
     pub fn from_json(value: Value) -> Result<Self, ModelError> {
-        let raw: Raw<ClassSpec, ConditionsStatus> = decode("GatewayClass", value)?;
+        let raw: Raw<ClassSpec, ConditionsStatus> = decode("GatewayClass", value.clone())?;
         Ok(Self {
             meta: raw.metadata,
             controller_name: raw.spec.controller_name,
             conditions: raw.status.conditions,
+            raw: value,
         })
     }
 }
@@ -276,11 +284,12 @@ impl GatewayClass {
 impl ReferenceGrant {
     /// Reads a ReferenceGrant from its JSON.
     pub fn from_json(value: Value) -> Result<Self, ModelError> {
-        let raw: Raw<GrantSpec, ConditionsStatus> = decode("ReferenceGrant", value)?;
+        let raw: Raw<GrantSpec, ConditionsStatus> = decode("ReferenceGrant", value.clone())?;
         Ok(Self {
             meta: raw.metadata,
             from: raw.spec.from,
             to: raw.spec.to,
+            raw: value,
         })
     }
 

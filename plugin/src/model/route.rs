@@ -9,9 +9,10 @@ use serde_json::Value;
 use super::{Condition, GATEWAY_GROUP, Meta, ModelError, display_name};
 
 /// The route kinds the plugin reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RouteKind {
     /// HTTPRoute.
+    #[default]
     Http,
     /// GRPCRoute.
     Grpc,
@@ -102,6 +103,8 @@ pub struct Route {
     pub rules: Vec<Rule>,
     /// `status.parents`.
     pub status: Vec<RouteParentStatus>,
+    /// The object as read, for ferry-core's typed view.
+    pub raw: Value,
 }
 
 #[derive(Deserialize, Default)]
@@ -132,12 +135,6 @@ struct RawStatus {
 pub struct UnknownKind(pub String);
 
 // === impl RouteKind ===
-
-impl Default for RouteKind {
-    fn default() -> Self {
-        Self::Http
-    }
-}
 
 impl RouteKind {
     /// Every kind, in display order.
@@ -308,11 +305,12 @@ impl Route {
     /// Reads a route of a kind from its JSON (any served version).
     pub fn from_json(kind: RouteKind, value: Value) -> Result<Self, ModelError> {
         let name = display_name(&value);
-        let raw: RawRoute = serde_json::from_value(value).map_err(|source| ModelError::Decode {
-            kind: kind.as_str().to_owned(),
-            name,
-            source,
-        })?;
+        let raw: RawRoute =
+            serde_json::from_value(value.clone()).map_err(|source| ModelError::Decode {
+                kind: kind.as_str().to_owned(),
+                name,
+                source,
+            })?;
         Ok(Self {
             kind,
             meta: raw.metadata,
@@ -320,6 +318,7 @@ impl Route {
             hostnames: raw.spec.hostnames,
             rules: raw.spec.rules,
             status: raw.status.parents,
+            raw: value,
         })
     }
 

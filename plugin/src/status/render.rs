@@ -7,7 +7,14 @@ use crate::time::age;
 /// NAMESPACE ROUTE KIND PARENT ACCEPTED RESOLVED REASON BACKENDS AGE.
 pub fn table(rows: &[StatusRow], now: i64) -> Table {
     let mut table = Table::new(&[
-        "NAMESPACE", "ROUTE", "KIND", "PARENT", "ACCEPTED", "RESOLVED", "REASON", "BACKENDS",
+        "NAMESPACE",
+        "ROUTE",
+        "KIND",
+        "PARENT",
+        "ACCEPTED",
+        "RESOLVED",
+        "REASON",
+        "BACKENDS",
         "AGE",
     ]);
     for row in rows {
@@ -47,7 +54,11 @@ pub fn wide_table(rows: &[StatusRow], now: i64) -> Table {
                 gen_(row.generation),
                 gen_(row.observed_generation)
             )),
-            Cell::status(row.parent_programmed.clone().unwrap_or_else(|| "-".to_owned())),
+            Cell::status(
+                row.parent_programmed
+                    .clone()
+                    .unwrap_or_else(|| "-".to_owned()),
+            ),
         ]);
     }
     table
