@@ -16,7 +16,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tracing::{debug, error};
+use tracing::{debug, error, info};
 
 /// Ferry's admission webhook (sidecar injector).
 #[derive(Debug, Parser)]
@@ -47,11 +47,20 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", cli.metrics_addr))?;
     tokio::spawn(serve_metrics(metrics, Arc::new(registry)));
-    let shutdown = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            error!(%error, "Failed to wait for Ctrl-C; running until killed");
-            std::future::pending::<()>().await;
+    // Kubernetes stops pods with SIGTERM; Ctrl-C for a terminal.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            result = tokio::signal::ctrl_c() => {
+                if let Err(error) = result {
+                    error!(%error, "Failed to wait for Ctrl-C; waiting for SIGTERM only");
+                    terminate.recv().await;
+                }
+            }
         }
+        info!("Shutting down");
     };
     webhook.run(shutdown).await?;
     Ok(())

@@ -124,6 +124,15 @@ async fn the_binary_injects_and_keeps_its_certificate_in_a_secret() -> Result<()
         .and_then(|h| h.client_config.ca_bundle.clone())
         .context("caBundle")?;
     assert_eq!(bundle.0, stored_ca.0);
-    child.kill().await?;
+
+    // SIGTERM, as the kubelet sends it, ends the process cleanly.
+    let pid = child.id().context("child pid")?;
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await?;
+    assert!(killed.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait()).await??;
+    assert!(status.success(), "ferry-webhook exited with {status}");
     Ok(())
 }
