@@ -344,3 +344,13 @@ pub(super) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     listener.local_addr().unwrap().port()
 }
+
+pub(super) fn header_pair(
+    name: &'static str,
+    value: &'static str,
+) -> (http::HeaderName, http::HeaderValue) {
+    (
+        http::HeaderName::from_static(name),
+        http::HeaderValue::from_static(value),
+    )
+}
