@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::support::{apply, condition, ferry_parent, start_control, wait_for, wait_route};
 
-const BASE: &str = r#"
+pub(crate) const BASE: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
 metadata: {name: ferry}
@@ -43,13 +43,13 @@ metadata: {name: reviews-v2}
 spec: {ports: [{name: http, port: 9080}]}
 "#;
 
-fn route(name: &str, spec: &str) -> String {
+pub(crate) fn route(name: &str, spec: &str) -> String {
     format!(
         "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n{spec}\n---\n"
     )
 }
 
-const TO_V1: &str = "  rules: [{backendRefs: [{name: reviews-v1, port: 9080}]}]";
+pub(crate) const TO_V1: &str = "  rules: [{backendRefs: [{name: reviews-v1, port: 9080}]}]";
 
 #[tokio::test]
 async fn gateway_and_service_parents_get_the_specs_reasons() -> Result<()> {
