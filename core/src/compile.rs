@@ -10,6 +10,7 @@
 mod backends;
 mod filters;
 mod gateway_status;
+mod mesh;
 mod order;
 mod rules;
 mod table;
@@ -25,6 +26,8 @@ use crate::objects::{Kind, NsName, Objects};
 use crate::status::{
     Condition, ConditionType as T, Reason, RouteParentStatus, RouteStatus, Status,
 };
+
+pub use mesh::{ServiceRoutes, compile_service};
 
 use backends::Resolver;
 use order::Precedence;

@@ -119,18 +119,7 @@ pub(super) fn build(
             })
             .collect();
         vhosts.sort_by_key(|v| attach::specificity(&v.hostname));
-        for entry in vhosts.iter().flat_map(|v| &v.entries) {
-            let action = &entry.action;
-            let filters = action
-                .filters
-                .iter()
-                .chain(action.backends.iter().flat_map(|b| &b.filters));
-            used.extend(action.backends.iter().filter_map(|b| b.target.clone()));
-            used.extend(filters.filter_map(|f| match f {
-                Filter::Mirror(m) => m.target.clone(),
-                _ => None,
-            }));
-        }
+        used.extend(referenced(vhosts.iter().flat_map(|v| &v.entries)));
         port.config.routes = RouteTable {
             virtual_hosts: vhosts,
         };
@@ -148,4 +137,22 @@ pub(super) fn build(
 fn rank(h: &HostPattern) -> (u8, std::cmp::Reverse<usize>) {
     let (rank, len, _) = attach::specificity(h);
     (rank, len)
+}
+
+/// Backends the entries send requests (or mirrored copies) to.
+pub(super) fn referenced<'a>(entries: impl Iterator<Item = &'a RouteEntry>) -> BTreeSet<BackendId> {
+    let mut used = BTreeSet::new();
+    for entry in entries {
+        let action = &entry.action;
+        used.extend(action.backends.iter().filter_map(|b| b.target.clone()));
+        let filters = action
+            .filters
+            .iter()
+            .chain(action.backends.iter().flat_map(|b| &b.filters));
+        used.extend(filters.filter_map(|f| match f {
+            Filter::Mirror(m) => m.target.clone(),
+            _ => None,
+        }));
+    }
+    used
 }
