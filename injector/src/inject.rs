@@ -61,11 +61,11 @@ pub fn inject(pod: &Pod, config: &InjectConfig) -> Result<Injection, InjectError
     let mut ops = Vec::new();
 
     // Probe rewrites address containers by their original index, so they go
-    // before the classic sidecar is inserted at index 0.
-    let (rewrites, originals) = probes::rewrite(&spec.containers, &settings.skip_inbound);
+    // before Ferry's containers are inserted at the front of the lists.
+    let (rewrites, originals) = probes::rewrite(spec, &settings.skip_inbound);
     for rewrite in &rewrites {
         let index = rewrite.container.to_string();
-        let path = pointer(&["spec", "containers", &index, rewrite.kind.field()]);
+        let path = pointer(&["spec", rewrite.list, &index, rewrite.kind.field()]);
         let value = to_value(&rewrite.probe, "probe")?;
         ops.push(PatchOperation::Replace(ReplaceOperation { path, value }));
     }

@@ -59,7 +59,7 @@
 //! of excluding the probed ports (which would un-mesh the app's serving port
 //! whenever it also serves health checks, the common case), the injector
 //! rewrites each HTTP probe (`httpGet` without `host`, on a port not skipped)
-//! of the app's regular containers to
+//! of the app's containers and native sidecars to
 //! `GET http://<pod>:4191/app-probe/<container>/<liveness|readiness|startup>`,
 //! keeping the probe's timings, and passes the originals to the proxy.
 //!

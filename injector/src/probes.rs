@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, HTTPGetAction, Probe};
+use k8s_openapi::api::core::v1::{Container, HTTPGetAction, PodSpec, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
@@ -45,9 +45,10 @@ pub(crate) enum ProbeKind {
     Startup,
 }
 
-/// A probe to replace in `spec.containers[container]`.
+/// A probe to replace in `spec.<list>[container]`.
 #[derive(Debug, Clone)]
 pub(crate) struct ProbeRewrite {
+    pub(crate) list: &'static str,
     pub(crate) container: usize,
     pub(crate) kind: ProbeKind,
     pub(crate) probe: Probe,
@@ -88,14 +89,28 @@ impl ProbeKind {
 /// Finds the app's HTTP probes that interception would break and returns
 /// their replacements with the originals keyed by the new path. Probes on
 /// skipped inbound ports, with a `host` (they do not reach the pod), or on
-/// a named port the container does not declare are left alone.
+/// a named port the container does not declare are left alone. The app's
+/// own native sidecars (init containers with `restartPolicy: Always`) are
+/// probed like its containers; other init containers have no probes.
 pub(crate) fn rewrite(
-    containers: &[Container],
+    spec: &PodSpec,
     skip_inbound: &[u16],
 ) -> (Vec<ProbeRewrite>, BTreeMap<String, AppProbe>) {
     let mut rewrites = Vec::new();
     let mut originals = BTreeMap::new();
-    for (index, container) in containers.iter().enumerate() {
+    let regular = spec
+        .containers
+        .iter()
+        .enumerate()
+        .map(|c| ("containers", c));
+    let sidecars = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .filter(|(_, c)| c.restart_policy.as_deref() == Some("Always"))
+        .map(|c| ("initContainers", c));
+    for (list, (index, container)) in regular.chain(sidecars) {
         for kind in ProbeKind::ALL {
             let Some(probe) = kind.get(container) else {
                 continue;
@@ -149,6 +164,7 @@ pub(crate) fn rewrite(
                 ..probe.clone()
             };
             rewrites.push(ProbeRewrite {
+                list,
                 container: index,
                 kind,
                 probe,
