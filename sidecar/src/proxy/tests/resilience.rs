@@ -266,3 +266,41 @@ async fn balancer_prefers_the_faster_endpoint() {
     }
     assert!(slow.hits() < 20, "slow endpoint got {} of 100", slow.hits());
 }
+
+#[tokio::test]
+async fn slow_mirror_never_delays_the_real_request() {
+    let a = EchoBackend::start("a").await;
+    let slow = EchoBackend::with(
+        "slow",
+        Behavior {
+            delay: Some(Duration::from_secs(3)),
+            ..Behavior::default()
+        },
+    )
+    .await;
+    let mirror = Filter::Mirror(Mirror {
+        target: Some(id("slow")),
+        percent: 100.0,
+    });
+    let proxy = Proxy::new(config(
+        None,
+        vec![entry(
+            prefix("/"),
+            action(0, vec![weighted(1, Some(id("a")))], vec![mirror]),
+        )],
+        vec![(id("a"), a.backend()), (id("slow"), slow.backend())],
+    ));
+    let started = std::time::Instant::now();
+    for _ in 0..5 {
+        let mut req = request("example.com", "/");
+        *req.method_mut() = http::Method::PUT;
+        *req.body_mut() = body::full("x".repeat(256 * 1024));
+        let answer = proxy.send(req).await;
+        assert_eq!(answer.status, StatusCode::OK);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -282,10 +282,14 @@ impl Proxy {
 
     /// Binds the config's ports on 127.0.0.1 with real listeners.
     pub(super) fn listen(&self) {
+        self.listen_with(ServerParams::default());
+    }
+
+    pub(super) fn listen_with(&self, params: ServerParams) {
         let listeners = Listeners::new(
             Ipv4Addr::LOCALHOST.into(),
             self.service.clone(),
-            ServerParams::default(),
+            params,
             self.config.clone(),
         );
         tokio::spawn(listeners.run());

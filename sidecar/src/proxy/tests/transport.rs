@@ -259,3 +259,79 @@ async fn oversized_headers_are_refused() {
     assert!(rsp.starts_with("HTTP/1.1 431"), "{rsp}");
     assert_eq!(a.hits(), 0);
 }
+
+fn listening_proxy(a: &EchoBackend) -> (Proxy, u16) {
+    let port = free_port();
+    let mut cfg = config(
+        Some("example.com"),
+        vec![entry(
+            prefix("/"),
+            action(0, vec![weighted(1, Some(id("a")))], vec![]),
+        )],
+        vec![(id("a"), a.backend())],
+    );
+    cfg.ports[0].port = port;
+    (Proxy::new(cfg), port)
+}
+
+/// Writes `bytes` and reads until the proxy closes, or briefly. The write
+/// side stays open: hyper closes on a client's half close.
+async fn exchange(port: u16, bytes: &[u8]) -> String {
+    let mut tcp = connect(port).await;
+    let _ = tcp.write_all(bytes).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_millis(700), tcp.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn bad_input_never_takes_the_listener_down() {
+    let a = EchoBackend::start("a").await;
+    let (proxy, port) = listening_proxy(&a);
+    proxy.listen();
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let inputs: Vec<&[u8]> = vec![
+        &garbage,
+        b"\r\n\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"GET / HTTP/9.9\r\nHost: example.com\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n",
+        b"GET / HTTP/1.0\r\n\r\n",
+        b"GET http://example.com/abs HTTP/1.1\r\nHost: example.com\r\n\r\n",
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 10\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"POST / HTTP/1.1\r\nHost: example.com\r\nContent-Length: 100\r\n\r\nshort",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00garbage-frames",
+        b"GET /\xff\xfe HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    ];
+    for input in inputs {
+        exchange(port, input).await;
+    }
+    let ok = exchange(
+        port,
+        b"GET /still HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+}
+
+#[tokio::test]
+async fn slow_headers_are_cut_off() {
+    let a = EchoBackend::start("a").await;
+    let (proxy, port) = listening_proxy(&a);
+    proxy.listen_with(crate::listeners::ServerParams {
+        header_read_timeout: Duration::from_millis(200),
+        ..crate::listeners::ServerParams::default()
+    });
+    let mut tcp = connect(port).await;
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: exa").await.unwrap();
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(3), tcp.read_to_end(&mut out)).await;
+    assert!(
+        closed.is_ok(),
+        "connection still open after the header read timeout"
+    );
+    assert_eq!(a.hits(), 0);
+}
