@@ -4,8 +4,40 @@
 //! Nothing here fails: an invalid rule, a reference that does not resolve,
 //! a listener without a certificate each become status (and, where the spec
 //! says so, a 500 for the requests they would have handled) while the rest
-//! keeps working. See [`order`] for the precedence of matches and
-//! [`table`] for how listeners on one port share it.
+//! keeps working.
+//!
+//! # Precedence
+//!
+//! A request is routed by the most specific virtual host matching its host
+//! (exact names, then wildcards by suffix length, then any host; no
+//! fallback to a less specific one). Within it, across every rule of every
+//! route, a match sorts before another by, in turn:
+//!
+//! 1. an `Exact` path match;
+//! 2. a `PathPrefix` match, longest prefix first;
+//! 3. a `RegularExpression` path match (left to implementations: Ferry
+//!    puts them after every prefix, longest source first);
+//! 4. a method match;
+//! 5. more header matches;
+//! 6. more query parameter matches;
+//! 7. the older route (`creationTimestamp`; routes without one, as in
+//!    files, count as newest);
+//! 8. the route's `namespace/name`, alphabetically;
+//! 9. the rule's position in the route, then the match's in the rule.
+//!
+//! # Listeners sharing a port
+//!
+//! Listeners of the selected Gateways on one port are merged. A request
+//! belongs to the most specific listener whose hostname matches it: routes
+//! attached through a less specific listener do not serve it, and every
+//! listener hostname gets a virtual host even without routes (so its
+//! requests get a 404 rather than another listener's routes).
+//!
+//! # Limits
+//!
+//! Routes that did not go through the API server's validation are held to
+//! the CRD's limits ([`MAX_RULES`], [`MAX_MATCHES`]); regular expressions
+//! are compiled with a size limit and match in linear time.
 
 mod backends;
 mod filters;

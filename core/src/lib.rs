@@ -5,7 +5,7 @@
 //!
 //! - [`objects`]: the objects Ferry reads, their index, and YAML loading.
 //! - [`attach`]: which parents a route attaches to, and why not.
-//! - [`compile`]: objects into a [`model::ProxyConfig`] and a
+//! - [`mod@compile`]: objects into a [`model::ProxyConfig`] and a
 //!   [`status::Status`].
 //! - [`model`]: the compiled configuration a proxy applies.
 //! - [`status`]: conditions and reasons as values.

@@ -1,24 +1,5 @@
-//! Precedence of route matches, as the Gateway API spec orders them.
-//!
-//! Within a virtual host, across every rule of every route, a match sorts
-//! before another by, in turn:
-//!
-//! 1. an `Exact` path match;
-//! 2. a `PathPrefix` match, longest prefix first;
-//! 3. a `RegularExpression` path match (its place is left to
-//!    implementations: Ferry puts them after every prefix, longest source
-//!    first);
-//! 4. a method match;
-//! 5. more header matches;
-//! 6. more query parameter matches;
-//! 7. the older route (`creationTimestamp`; routes without one, as in
-//!    files, count as newest);
-//! 8. the route's `namespace/name`, alphabetically;
-//! 9. the rule's position in the route, then the match's position in the
-//!    rule.
-//!
-//! Hostname specificity comes before all of these; it selects the virtual
-//! host (see [`crate::model::RouteTable`]).
+//! Precedence of route matches: the sort key of the crate's compile
+//! module documentation ("Precedence"), in field order.
 
 use std::cmp::Reverse;
 
