@@ -1,6 +1,7 @@
 //! ferry-control owns Ferry's control plane: it watches the cluster once,
 //! keeps the [`index`] of every object Ferry reads, writes Gateway API
-//! status while it holds the Lease ([`writer`], [`leader`]), and streams
+//! status while it holds the Lease ([`writer`], [`leader`]), deploys the
+//! proxies of Ferry Gateways ([`deployer`]), and streams
 //! to each proxy exactly the configuration it needs ([`discovery`]).
 //! Proxies never read the Kubernetes API.
 //!
@@ -11,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod deployer;
 pub mod discovery;
 pub mod files;
 pub mod index;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
+use ferry_control::deployer::render::DeploySettings;
 use ferry_control::leader::LeaseConfig;
 use ferry_control::run::{Settings, Source, start};
 use prometheus_client::registry::Registry;
@@ -45,6 +46,19 @@ struct Cli {
     /// How often the leader renews and the others check.
     #[arg(long, env = "FERRY_LEASE_RENEW", default_value = "2s", value_parser = parse_duration)]
     lease_renew: Duration,
+    /// Do not deploy proxies for Ferry Gateways.
+    #[arg(long, env = "FERRY_NO_DEPLOY")]
+    no_deploy: bool,
+    /// Image of deployed gateway proxies.
+    #[arg(long, env = "FERRY_PROXY_IMAGE", default_value = "ferry-proxy:latest")]
+    proxy_image: String,
+    /// Discovery address deployed gateway proxies connect to.
+    #[arg(
+        long,
+        env = "FERRY_PROXY_DISCOVERY",
+        default_value = "ferry-control.ferry-system.svc:8090"
+    )]
+    proxy_discovery: String,
     /// Time limit of one status write.
     #[arg(long, env = "FERRY_STATUS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     status_timeout: Duration,
@@ -103,6 +117,10 @@ async fn main() -> Result<()> {
         admin_addr: cli.admin_addr,
         lease,
         status_timeout: cli.status_timeout,
+        deploy: (!cli.no_deploy).then(|| DeploySettings {
+            proxy_image: cli.proxy_image.clone(),
+            discovery: cli.proxy_discovery.clone(),
+        }),
     };
     let mut running = start(source, settings, Registry::default()).await?;
     tracing::info!(

@@ -9,6 +9,8 @@ use ferry_core::status::Status;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::deployer::render::DeploySettings;
+use crate::deployer::{self, Deploy};
 use crate::index::{ClusterIndex, Resource};
 use crate::metrics::Metrics;
 use crate::views::{GatewayView, Views};
@@ -23,6 +25,8 @@ pub struct Outputs {
     pub synced: watch::Sender<bool>,
     /// Discovery subscribers.
     pub views: Arc<Views>,
+    /// What the gateway deployer applies.
+    pub deploy: watch::Sender<Option<Arc<Vec<Deploy>>>>,
 }
 
 /// The index task.
@@ -34,6 +38,8 @@ pub struct Pipeline {
     pub expected: Vec<Resource>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Settings of deployed gateways; `None` deploys nothing.
+    pub deploy: Option<DeploySettings>,
 }
 
 // === impl Pipeline ===
@@ -74,6 +80,16 @@ impl Pipeline {
             outputs
                 .status
                 .send_replace(Some(Arc::new(self.index.status())));
+        }
+        if let Some(settings) = &self.deploy {
+            let plan = deployer::plan(self.index.objects(), settings);
+            outputs.deploy.send_if_modified(|current| {
+                if current.as_deref() == Some(&plan) {
+                    return false;
+                }
+                *current = Some(Arc::new(plan));
+                true
+            });
         }
         outputs
             .synced

@@ -18,6 +18,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::admin::Admin;
+use crate::deployer::Deployer;
+use crate::deployer::render::DeploySettings;
 use crate::discovery::DiscoveryService;
 use crate::files;
 use crate::index::ClusterIndex;
@@ -53,6 +55,8 @@ pub struct Settings {
     pub lease: Option<LeaseConfig>,
     /// Time limit of one status write.
     pub status_timeout: Duration,
+    /// Deploy Ferry Gateways with these settings; `None` deploys nothing.
+    pub deploy: Option<DeploySettings>,
 }
 
 /// A running replica. Dropping it stops every task.
@@ -125,15 +129,22 @@ pub async fn start(
     let views = Views::new();
     let (status_tx, status_rx) = watch::channel(None);
     let (synced_tx, synced) = watch::channel(false);
+    let (deploy_tx, deploy_rx) = watch::channel(None);
     let outputs = Outputs {
         status: status_tx,
         synced: synced_tx,
         views: views.clone(),
+        deploy: deploy_tx,
+    };
+    let deploy = match &source {
+        Source::Cluster(_) => settings.deploy.clone(),
+        Source::Files { .. } => None,
     };
     let pipeline = Pipeline {
         index,
         expected,
         metrics: metrics.clone(),
+        deploy,
     };
     tasks.spawn(pipeline.run(rx, outputs));
 
@@ -152,6 +163,8 @@ pub async fn start(
     if let Source::Cluster(client) = &source {
         let writer = StatusWriter::new(client.clone(), metrics.clone(), settings.status_timeout);
         tasks.spawn(writer.run(status_rx, leader.clone()));
+        let deployer = Deployer::new(client.clone(), metrics.clone());
+        tasks.spawn(deployer.run(deploy_rx, leader.clone()));
     }
 
     let service = DiscoveryService::new(views, metrics);

@@ -258,6 +258,18 @@ impl StatusWriter {
     }
 
     fn api(&self, kind: Kind, id: &NsName) -> Api<DynamicObject> {
+        dynamic_api(&self.client, kind, &id.namespace)
+    }
+}
+
+/// The Gateways of a namespace, as dynamic objects.
+pub fn gateway_api(client: &Client, namespace: &str) -> Api<DynamicObject> {
+    dynamic_api(client, Kind::Gateway, namespace)
+}
+
+/// The API of a Gateway API kind (routes, Gateways, GatewayClasses).
+fn dynamic_api(client: &Client, kind: Kind, namespace: &str) -> Api<DynamicObject> {
+    {
         let plural = match kind {
             Kind::GatewayClass => "gatewayclasses",
             Kind::Gateway => "gateways",
@@ -267,9 +279,9 @@ impl StatusWriter {
         let gvk = GroupVersionKind::gvk(GATEWAY_GROUP, "v1", kind.as_str());
         let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
         if kind.is_namespaced() {
-            Api::namespaced_with(self.client.clone(), &id.namespace, &resource)
+            Api::namespaced_with(client.clone(), namespace, &resource)
         } else {
-            Api::all_with(self.client.clone(), &resource)
+            Api::all_with(client.clone(), &resource)
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod deployer;
 mod discovery;
 mod leader;
 mod status;
