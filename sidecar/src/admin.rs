@@ -1,4 +1,5 @@
-//! The admin server: `/live`, `/ready` (once a config is loaded),
+//! The admin server: `/live`, `/ready` (once a config is loaded and its
+//! listeners bound),
 //! `/config` (the applied config, its status and the last load errors, as
 //! JSON) and `/metrics` (Prometheus text).
 
@@ -16,6 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::body::{self, Body};
 use crate::config::{ConfigRx, ErrorsRx, Snapshot};
+use crate::listeners::Applied;
 
 /// What the admin server shows.
 #[derive(Clone)]
@@ -23,17 +25,25 @@ pub struct Admin {
     config: ConfigRx,
     errors: ErrorsRx,
     registry: Arc<Registry>,
+    applied: Applied,
 }
 
 // === impl Admin ===
 
 impl Admin {
-    /// An admin view of `config`, `errors` and the metrics in `registry`.
-    pub fn new(config: ConfigRx, errors: ErrorsRx, registry: Arc<Registry>) -> Self {
+    /// An admin view of `config`, `errors` and the metrics in `registry`;
+    /// ready once the listeners have `applied` a config.
+    pub fn new(
+        config: ConfigRx,
+        errors: ErrorsRx,
+        registry: Arc<Registry>,
+        applied: Applied,
+    ) -> Self {
         Self {
             config,
             errors,
             registry,
+            applied,
         }
     }
 
@@ -71,7 +81,7 @@ impl Admin {
         }
         match req.uri().path() {
             "/live" => text(StatusCode::OK, "live\n"),
-            "/ready" if self.config.borrow().is_some() => text(StatusCode::OK, "ready\n"),
+            "/ready" if self.applied.version() > 0 => text(StatusCode::OK, "ready\n"),
             "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "no config loaded yet\n"),
             "/config" => self.config_json(),
             "/metrics" => self.metrics(),
@@ -137,4 +147,55 @@ fn with_type(mut rsp: Response<Body>, content_type: &'static str) -> Response<Bo
     rsp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     rsp
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::config::{Compiled, Publisher};
+
+    async fn get(admin: &Admin, path: &str) -> (StatusCode, String) {
+        let req = Request::get(path).body(()).unwrap();
+        let rsp = admin.handle(&req);
+        let status = rsp.status();
+        let body = rsp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn ready_after_listeners_apply_and_config_as_json() {
+        let (mut publisher, config, errors) = Publisher::channel();
+        let applied = Applied::default();
+        let admin = Admin::new(config, errors, Arc::default(), applied.clone());
+        assert_eq!(get(&admin, "/live").await.0, StatusCode::OK);
+        assert_eq!(
+            get(&admin, "/ready").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        publisher.publish(Compiled {
+            config: Default::default(),
+            status: serde_json::json!({"routes": []}),
+        });
+        assert_eq!(
+            get(&admin, "/ready").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        applied.set(1);
+        assert_eq!(get(&admin, "/ready").await.0, StatusCode::OK);
+        publisher.fail(&[crate::config::LoadError::Parse {
+            file: "a.yaml".into(),
+            line: Some(3),
+            message: "a.yaml:3: bad".into(),
+        }]);
+        let (status, json) = get(&admin, "/config").await;
+        assert_eq!(status, StatusCode::OK);
+        let json: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["errors"][0], "a.yaml:3: bad");
+        assert_eq!(json["status"]["routes"], serde_json::json!([]));
+        assert_eq!(get(&admin, "/metrics").await.0, StatusCode::OK);
+        assert_eq!(get(&admin, "/nope").await.0, StatusCode::NOT_FOUND);
+    }
 }

@@ -182,7 +182,21 @@ impl<C: Compile> FileSource<C> {
                 }
                 Err(errors) => {
                     for error in &errors {
-                        tracing::error!(%error, "Config not applied; keeping the last good one");
+                        match error {
+                            LoadError::Parse {
+                                file,
+                                line: Some(line),
+                                ..
+                            } => tracing::error!(
+                                %file,
+                                line,
+                                %error,
+                                "Config not applied; keeping the last good one"
+                            ),
+                            _ => {
+                                tracing::error!(%error, "Config not applied; keeping the last good one")
+                            }
+                        }
                     }
                     publisher.fail(&errors);
                 }

@@ -83,7 +83,12 @@ pub async fn run(settings: GatewaySettings, compiler: impl Compile) -> anyhow::R
 
     let source = FileSource::new(settings.config_dir, settings.poll_interval, compiler);
     let listeners = Listeners::new(settings.bind, service, settings.server, config_rx.clone());
-    let admin = Admin::new(config_rx, errors_rx, Arc::new(registry));
+    let admin = Admin::new(
+        config_rx,
+        errors_rx,
+        Arc::new(registry),
+        listeners.applied(),
+    );
 
     tokio::select! {
         () = source.run(publisher) => anyhow::bail!("config source stopped"),

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ferry_core::model::PortProtocol;
@@ -43,7 +44,13 @@ pub struct Listeners {
     http: Arc<auto::Builder<TokioExecutor>>,
     params: ServerParams,
     config: ConfigRx,
+    applied: Applied,
 }
+
+/// The version of the last config whose ports the listeners have bound
+/// (0 before the first); readiness waits for it.
+#[derive(Clone, Debug, Default)]
+pub struct Applied(Arc<AtomicU64>);
 
 /// A bound port; dropping it stops accepting (open connections stay).
 struct Bound {
@@ -94,7 +101,13 @@ impl Listeners {
             http: Arc::new(http),
             params,
             config,
+            applied: Applied::default(),
         }
+    }
+
+    /// Tells which config the listeners have applied.
+    pub fn applied(&self) -> Applied {
+        self.applied.clone()
     }
 
     /// Binds and rebinds ports as the config changes, until the config
@@ -124,6 +137,7 @@ impl Listeners {
                         }
                     }
                 }
+                self.applied.set(snapshot.version);
             }
             if self.config.changed().await.is_err() {
                 return;
@@ -151,6 +165,19 @@ impl Listeners {
             self.config.clone(),
         ));
         Ok(Bound { protocol, accept })
+    }
+}
+
+// === impl Applied ===
+
+impl Applied {
+    /// The version of the last config applied, 0 before the first.
+    pub fn version(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set(&self, version: u64) {
+        self.0.store(version, Ordering::Release);
     }
 }
 
