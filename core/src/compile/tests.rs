@@ -1,6 +1,7 @@
 //! Compilation tests: the seeds' scenarios, precedence rule by rule, status
 //! reasons, and hostile input.
 
+mod backends;
 mod mesh;
 mod precedence;
 mod robustness;
