@@ -11,7 +11,7 @@
 
 mod yaml;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -104,6 +104,8 @@ pub struct Objects {
     reference_grants: BTreeMap<NsName, ReferenceGrant>,
     services: BTreeMap<NsName, Service>,
     endpoint_slices: BTreeMap<NsName, EndpointSlice>,
+    /// Slice names by the Service they belong to.
+    slices_by_service: BTreeMap<NsName, BTreeSet<String>>,
     secrets: BTreeMap<NsName, Secret>,
     namespaces: BTreeMap<String, Namespace>,
 }
@@ -308,6 +310,13 @@ impl Objects {
             }
             Object::EndpointSlice(mut o) => {
                 o.metadata.namespace = ns;
+                self.unindex_slice(&id);
+                if let Some(service) = slice_service(&o) {
+                    self.slices_by_service
+                        .entry(NsName::new(&id.namespace, service))
+                        .or_default()
+                        .insert(id.name.clone());
+                }
                 self.endpoint_slices.insert(id, o);
             }
             Object::Secret(mut o) => {
@@ -330,7 +339,10 @@ impl Objects {
             Kind::GrpcRoute => self.grpc_routes.remove(&id).is_some(),
             Kind::ReferenceGrant => self.reference_grants.remove(&id).is_some(),
             Kind::Service => self.services.remove(&id).is_some(),
-            Kind::EndpointSlice => self.endpoint_slices.remove(&id).is_some(),
+            Kind::EndpointSlice => {
+                self.unindex_slice(&id);
+                self.endpoint_slices.remove(&id).is_some()
+            }
             Kind::Secret => self.secrets.remove(&id).is_some(),
         }
     }
@@ -394,14 +406,27 @@ impl Objects {
         &'a self,
         service: &'a NsName,
     ) -> impl Iterator<Item = &'a EndpointSlice> {
-        in_namespace(&self.endpoint_slices, &service.namespace).filter(|slice| {
-            slice
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|labels| labels.get(SERVICE_NAME_LABEL))
-                .is_some_and(|name| *name == service.name)
-        })
+        self.slices_by_service
+            .get(service)
+            .into_iter()
+            .flatten()
+            .filter_map(|name| {
+                self.endpoint_slices
+                    .get(&NsName::new(&service.namespace, name))
+            })
+    }
+
+    fn unindex_slice(&mut self, id: &NsName) {
+        let Some(service) = self.endpoint_slices.get(id).and_then(slice_service) else {
+            return;
+        };
+        let key = NsName::new(&id.namespace, service);
+        if let Some(names) = self.slices_by_service.get_mut(&key) {
+            names.remove(&id.name);
+            if names.is_empty() {
+                self.slices_by_service.remove(&key);
+            }
+        }
     }
 
     /// A Secret by namespace and name.
@@ -428,6 +453,15 @@ impl Objects {
             (Kind::Namespace, self.namespaces.len()),
         ])
     }
+}
+
+fn slice_service(slice: &EndpointSlice) -> Option<&str> {
+    slice
+        .metadata
+        .labels
+        .as_ref()?
+        .get(SERVICE_NAME_LABEL)
+        .map(String::as_str)
 }
 
 fn in_namespace<'a, T>(

@@ -268,3 +268,26 @@ items:
     );
     assert_eq!(err.location().line, 1);
 }
+
+#[test]
+fn endpoint_slices_follow_their_service_label_across_updates() {
+    let slice = |service: &str| {
+        format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: s-1\n  namespace: ns\n  labels: {{kubernetes.io/service-name: {service}}}\naddressType: IPv4\nendpoints: []\n"
+        )
+    };
+    let mut objects = Objects::new();
+    let a = NsName::new("ns", "a");
+    let b = NsName::new("ns", "b");
+    for object in load_yaml(&slice("a"), "f.yaml").unwrap().objects {
+        objects.apply(object).unwrap();
+    }
+    assert_eq!(objects.endpoint_slices_of(&a).count(), 1);
+    for object in load_yaml(&slice("b"), "f.yaml").unwrap().objects {
+        objects.apply(object).unwrap();
+    }
+    assert_eq!(objects.endpoint_slices_of(&a).count(), 0);
+    assert_eq!(objects.endpoint_slices_of(&b).count(), 1);
+    assert!(objects.delete(Kind::EndpointSlice, "ns", "s-1"));
+    assert_eq!(objects.endpoint_slices_of(&b).count(), 0);
+}
