@@ -1,11 +1,18 @@
 //! Backend selection: picks one of the rule's backendRefs by weight and
 //! applies that backendRef's filters. A pick of an invalid reference, or
 //! a rule whose weights are all 0, fails with a 500 cause.
+//!
+//! Picks follow a low-discrepancy sequence per rule (multiples of the
+//! golden ratio, modulo 1) rather than independent random draws: every
+//! window of requests is split in proportion to the weights, within a
+//! fraction of a percent, without shared locks on the request path.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use ferry_core::model::{BackendId, WeightedBackend};
+use ferry_core::model::{BackendId, RuleRef, WeightedBackend};
 use http::{Request, Response};
 use rand::Rng;
 use tower::{Layer, Service, ServiceExt};
@@ -23,13 +30,21 @@ pub struct BackendLabel(pub Arc<str>);
 #[derive(Clone)]
 pub struct BackendLayer {
     forward: Forward,
+    sequences: Sequences,
 }
 
 /// See [`BackendLayer`].
 #[derive(Clone)]
 pub struct PickBackend<S> {
     forward: Forward,
+    sequences: Sequences,
     inner: S,
+}
+
+/// A request counter per rule, driving its sequence of picks.
+#[derive(Clone, Debug, Default)]
+pub struct Sequences {
+    by_rule: Arc<Mutex<HashMap<RuleRef, Arc<AtomicU64>>>>,
 }
 
 // === impl BackendLabel ===
@@ -46,7 +61,10 @@ impl BackendLabel {
 impl BackendLayer {
     /// Backend-level mirrors are sent through `forward`.
     pub fn new(forward: Forward) -> Self {
-        Self { forward }
+        Self {
+            forward,
+            sequences: Sequences::default(),
+        }
     }
 }
 
@@ -56,6 +74,7 @@ impl<S> Layer<S> for BackendLayer {
     fn layer(&self, inner: S) -> Self::Service {
         PickBackend {
             forward: self.forward.clone(),
+            sequences: self.sequences.clone(),
             inner,
         }
     }
@@ -88,7 +107,8 @@ where
             });
         };
         let rule = ctx.action.rule.to_string();
-        let index = match pick(&ctx.action.backends, &mut rand::rng()) {
+        let point = self.sequences.next_point(&ctx.action.rule);
+        let index = match pick(&ctx.action.backends, point) {
             Pick::Index(index) => index,
             Pick::NoBackends => {
                 return Box::pin(async move { Err(ProxyError::NoBackends { rule }) });
@@ -131,8 +151,9 @@ pub enum Pick {
     AllZero,
 }
 
-/// Picks a backendRef with probability proportional to its weight.
-pub fn pick(backends: &[WeightedBackend], rng: &mut impl Rng) -> Pick {
+/// Picks the backendRef whose share of the total weight contains `point`
+/// (in `[0, 1)`).
+pub fn pick(backends: &[WeightedBackend], point: f64) -> Pick {
     if backends.is_empty() {
         return Pick::NoBackends;
     }
@@ -140,7 +161,8 @@ pub fn pick(backends: &[WeightedBackend], rng: &mut impl Rng) -> Pick {
     if total == 0 {
         return Pick::AllZero;
     }
-    let mut point = rng.random_range(0..total);
+    // Truncation is the intent: `point` scaled onto the integer weights.
+    let mut point = ((point.clamp(0.0, 1.0) * total as f64) as u64).min(total - 1);
     for (index, backend) in backends.iter().enumerate() {
         let weight = u64::from(backend.weight);
         if point < weight {
@@ -149,4 +171,35 @@ pub fn pick(backends: &[WeightedBackend], rng: &mut impl Rng) -> Pick {
         point -= weight;
     }
     Pick::AllZero
+}
+
+// === impl Sequences ===
+
+impl Sequences {
+    /// The fractional part of the golden ratio.
+    const STEP: f64 = 0.618_033_988_749_894_9;
+
+    /// The next point in `[0, 1)` of `rule`'s sequence.
+    pub fn next_point(&self, rule: &RuleRef) -> f64 {
+        let counter = {
+            let mut by_rule = self.by_rule.lock().unwrap_or_else(|e| e.into_inner());
+            match by_rule.get(rule) {
+                Some(counter) => counter.clone(),
+                None => {
+                    // Start each rule at a random place so that replicas
+                    // do not move in step.
+                    let start = rand::rng().random_range(0..1 << 20);
+                    let counter = Arc::new(AtomicU64::new(start));
+                    by_rule.insert(rule.clone(), counter.clone());
+                    counter
+                }
+            }
+        };
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        // Exact modular arithmetic in fixed point, so precision does not
+        // decay as the counter grows.
+        let step = (Self::STEP * (1u64 << 32) as f64) as u64;
+        let fraction = n.wrapping_mul(step) & 0xffff_ffff;
+        fraction as f64 / (1u64 << 32) as f64
+    }
 }

@@ -6,14 +6,13 @@ use std::time::Duration;
 
 use ferry_core::model::{ProxyConfig, RetryPolicy, Timeouts};
 use http::{Request, Response, StatusCode};
-use rand::SeedableRng;
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt, service_fn};
 
 use super::support::*;
 use crate::body::{self, Body};
 use crate::error::ProxyError;
-use crate::proxy::backend::{Pick, pick};
+use crate::proxy::backend::{Pick, Sequences, pick};
 use crate::proxy::retry::{BudgetParams, Budgets, RetryLayer};
 use crate::proxy::timeout::{BackendTimeoutLayer, RequestTimeoutLayer};
 use crate::proxy::{RouteCtx, Target};
@@ -178,20 +177,32 @@ async fn request_and_backend_timeouts() {
 
 #[test]
 fn weighted_pick() {
-    let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
-    assert_eq!(pick(&[], &mut rng), Pick::NoBackends);
+    assert_eq!(pick(&[], 0.5), Pick::NoBackends);
     assert_eq!(
-        pick(&[weighted(0, None), weighted(0, None)], &mut rng),
+        pick(&[weighted(0, None), weighted(0, None)], 0.5),
         Pick::AllZero
     );
     let backends = [weighted(0, None), weighted(3, None), weighted(1, None)];
-    let mut counts = [0usize; 3];
-    for _ in 0..4000 {
-        match pick(&backends, &mut rng) {
-            Pick::Index(i) => counts[i] += 1,
-            other => panic!("{other:?}"),
+    assert_eq!(pick(&backends, 0.0), Pick::Index(1));
+    assert_eq!(pick(&backends, 0.74), Pick::Index(1));
+    assert_eq!(pick(&backends, 0.76), Pick::Index(2));
+    assert_eq!(pick(&backends, 1.0), Pick::Index(2));
+}
+
+#[test]
+fn sequences_split_every_window_by_weight() {
+    let sequences = Sequences::default();
+    let rule = action(0, vec![], vec![]).rule;
+    let backends = [weighted(90, None), weighted(10, None)];
+    for window in [20usize, 100, 2000] {
+        let mut first = 0;
+        for _ in 0..window {
+            if pick(&backends, sequences.next_point(&rule)) == Pick::Index(0) {
+                first += 1;
+            }
         }
+        let share = first as f64 / window as f64;
+        let tolerance = 2.0 / window as f64 + 0.005;
+        assert!((share - 0.9).abs() <= tolerance, "{share} over {window}");
     }
-    assert_eq!(counts[0], 0, "weight 0 is never chosen");
-    assert!((2850..=3150).contains(&counts[1]), "{counts:?}");
 }
