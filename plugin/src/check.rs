@@ -22,8 +22,11 @@
 use serde::Serialize;
 
 use crate::analysis::{self, ParentVerdict};
-use crate::describe::conflicts;
+use std::collections::BTreeMap;
+
+use crate::describe::conflicts_among;
 use crate::model::Inventory;
+use crate::model::Route;
 
 /// How bad an issue is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -54,10 +57,23 @@ pub struct Issue {
 /// Every issue in the snapshot, in object order.
 pub fn check(inv: &Inventory) -> Vec<Issue> {
     let mut issues = Vec::new();
+    // Verdicts of Service parentRefs, by Service, for conflicts.
+    let mut by_service: BTreeMap<(String, String), Vec<(&Route, ParentVerdict)>> = BTreeMap::new();
     for route in &inv.routes {
         let object = route.id();
         for (i, parent) in route.parent_refs.iter().enumerate() {
-            if let ParentVerdict::Refused(r) = analysis::parent(inv, route, parent) {
+            let verdict = analysis::parent(inv, route, parent);
+            if parent.is_service() {
+                let key = (
+                    parent.namespace(&route.meta.namespace).to_owned(),
+                    parent.name.clone(),
+                );
+                by_service
+                    .entry(key)
+                    .or_default()
+                    .push((route, verdict.clone()));
+            }
+            if let ParentVerdict::Refused(r) = verdict {
                 issues.push(Issue {
                     code: r.cause.code(),
                     severity: Severity::Error,
@@ -124,8 +140,8 @@ pub fn check(inv: &Inventory) -> Vec<Issue> {
             }
         }
     }
-    for service in &inv.services {
-        for c in conflicts(inv, service) {
+    for ((namespace, name), verdicts) in by_service {
+        for c in conflicts_among(verdicts) {
             issues.push(Issue {
                 code: "GW302",
                 severity: Severity::Warning,
@@ -138,12 +154,7 @@ pub fn check(inv: &Inventory) -> Vec<Issue> {
                 field: "spec.rules".to_owned(),
                 message: format!(
                     "a rule matching {} on Service {}/{} port {} is shadowed by {}/{} (older)",
-                    c.matches,
-                    service.meta.namespace,
-                    service.meta.name,
-                    c.port,
-                    c.winner.namespace,
-                    c.winner.name
+                    c.matches, namespace, name, c.port, c.winner.namespace, c.winner.name
                 ),
                 fix: "make the matches differ, or merge the rules into one route".to_owned(),
             });

@@ -17,7 +17,7 @@ use crate::status::{self, Attention, BackendShare, ParentId, RouteId};
 
 pub use gateway::{GatewayDescription, describe_gateway};
 pub use render::render;
-pub use service::{Conflict, ServiceDescription, conflicts, describe_service};
+pub use service::{Conflict, ServiceDescription, conflicts, conflicts_among, describe_service};
 
 /// Any description.
 #[derive(Clone, Debug, Serialize)]

@@ -6,9 +6,9 @@
 //! not read (403) leaves that part of the snapshot unknown, with a note, so
 //! views say "unknown" rather than "missing".
 
+mod convert;
 mod discovery;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,8 +21,10 @@ use serde_json::Value;
 
 pub use discovery::Discovered;
 
+use convert::{event, ready_endpoints};
+
 use crate::model::{
-    Event, Gateway, GatewayClass, Inventory, ModelError, ReferenceGrant, Route, RouteKind, Service,
+    Gateway, GatewayClass, Inventory, ModelError, ReferenceGrant, Route, RouteKind, Service,
 };
 
 /// How to reach the cluster (`--kubeconfig`, `--context`, `--request-timeout`).
@@ -326,60 +328,4 @@ fn known(listed: Listed, what: &str, notes: &mut Vec<String>) -> Listed {
         ));
     }
     Ok(listed)
-}
-
-/// Ready addresses per Service, from EndpointSlices v1 or from Endpoints.
-fn ready_endpoints(items: &[Value], slices: bool) -> BTreeMap<(String, String), usize> {
-    let mut ready = BTreeMap::new();
-    for item in items {
-        let ns = str_at(item, "/metadata/namespace");
-        let (service, count) = if slices {
-            let service = str_at(item, "/metadata/labels/kubernetes.io~1service-name");
-            let count = item["endpoints"].as_array().map_or(0, |eps| {
-                eps.iter()
-                    .filter(|ep| ep.pointer("/conditions/ready") != Some(&Value::Bool(false)))
-                    .map(|ep| ep["addresses"].as_array().map_or(0, Vec::len))
-                    .sum()
-            });
-            (service, count)
-        } else {
-            let count = item["subsets"].as_array().map_or(0, |subsets| {
-                subsets
-                    .iter()
-                    .map(|s| s["addresses"].as_array().map_or(0, Vec::len))
-                    .sum()
-            });
-            (str_at(item, "/metadata/name"), count)
-        };
-        *ready.entry((ns, service)).or_insert(0) += count;
-    }
-    ready
-}
-
-fn event(item: &Value) -> Event {
-    Event {
-        type_: str_at(item, "/type"),
-        reason: str_at(item, "/reason"),
-        message: str_at(item, "/message"),
-        last_seen: item
-            .pointer("/lastTimestamp")
-            .or_else(|| item.pointer("/eventTime"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        count: item["count"]
-            .as_i64()
-            .and_then(|c| i32::try_from(c).ok())
-            .unwrap_or(1),
-        kind: str_at(item, "/involvedObject/kind"),
-        namespace: str_at(item, "/involvedObject/namespace"),
-        name: str_at(item, "/involvedObject/name"),
-    }
-}
-
-fn str_at(value: &Value, pointer: &str) -> String {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
 }

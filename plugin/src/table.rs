@@ -148,3 +148,36 @@ impl ColorChoice {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aligns_and_colours() {
+        let mut t = Table::new(&["A", "STATUS", "LAST"]);
+        t.rows.push(vec![
+            Cell::plain("long-name"),
+            Cell::status("False"),
+            Cell::plain(""),
+        ]);
+        t.rows.push(vec![
+            Cell::plain("x"),
+            Cell::status("True"),
+            Cell::plain("z"),
+        ]);
+        assert_eq!(
+            t.render(true, false),
+            "A           STATUS   LAST\nlong-name   False\nx           True     z\n"
+        );
+        assert_eq!(t.render(false, false).lines().count(), 2);
+        let coloured = t.render(false, true);
+        assert!(coloured.contains("\x1b[31mFalse\x1b[0m"), "{coloured:?}");
+        assert!(
+            coloured.contains("\x1b[32mTrue\x1b[0m     z"),
+            "{coloured:?}"
+        );
+        assert!(ColorChoice::Always.enabled());
+        assert!(!ColorChoice::Never.enabled());
+    }
+}

@@ -5,7 +5,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -117,7 +116,10 @@ fn inject_offline() {
         .filter_map(|c| c["name"].as_str())
         .collect();
     assert_eq!(names, ["ferry-init", "ferry-proxy"], "{text}");
-    let out = run(&["inject", "-f", "-", "--sidecar", "classic"], Some(deployment));
+    let out = run(
+        &["inject", "-f", "-", "--sidecar", "classic"],
+        Some(deployment),
+    );
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&stdout(&out)).expect("YAML");
     assert_eq!(
         docs[0]["spec"]["template"]["spec"]["containers"][0]["name"],

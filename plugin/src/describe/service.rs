@@ -245,9 +245,16 @@ fn parent_verdicts<'a>(
 /// Rules of different routes of the same kind and namespace attached to the
 /// same port of the Service that match the same requests.
 pub fn conflicts(inv: &Inventory, service: &Service) -> Vec<Conflict> {
+    conflicts_among(parent_verdicts(inv, service))
+}
+
+/// [`conflicts`] from the verdicts of the parentRefs naming one Service.
+pub fn conflicts_among<'a>(
+    verdicts: impl IntoIterator<Item = (&'a Route, ParentVerdict)>,
+) -> Vec<Conflict> {
     // (port, route namespace, kind, match) -> routes, oldest first.
     let mut seen: BTreeMap<(i32, String, String, String), Vec<&Route>> = BTreeMap::new();
-    for (route, verdict) in parent_verdicts(inv, service) {
+    for (route, verdict) in verdicts {
         let ParentVerdict::Attached(on) = verdict else {
             continue;
         };
