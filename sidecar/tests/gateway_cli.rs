@@ -381,3 +381,94 @@ async fn gateway_from_files() {
     let (_, config) = admin_get(&client, admin, "/config").await.unwrap();
     assert!(config.contains("\"errors\": []"), "{config}");
 }
+
+fn indented(pem: &str) -> String {
+    pem.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_listener_from_a_tls_secret() {
+    let v1 = echo_backend("v1").await;
+    let port = free_port();
+    let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+    let cert = rcgen::generate_simple_self_signed(vec!["shop.example.com".to_string()]).unwrap();
+    let yaml = format!(
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: ferry}}
+spec: {{controllerName: ferry.dev/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: public, namespace: shop}}
+spec:
+  gatewayClassName: ferry
+  listeners:
+  - name: https
+    port: {port}
+    protocol: HTTPS
+    hostname: shop.example.com
+    tls: {{mode: Terminate, certificateRefs: [{{name: shop-tls}}]}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: shop-tls, namespace: shop}}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: |
+{chain}  tls.key: |
+{key}---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: shop, namespace: shop}}
+spec:
+  parentRefs: [{{name: public}}]
+  rules:
+  - backendRefs: [{{name: v1, port: 80}}]
+---
+{service}",
+        chain = indented(&cert.cert.pem()),
+        key = indented(&cert.signing_key.serialize_pem()),
+        service = service_yaml("v1", v1),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("all.yaml"), yaml).unwrap();
+    let proxy = start(dir.path(), admin);
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    wait_until("/ready", || async {
+        admin_get(&client, admin, "/ready")
+            .await
+            .is_some_and(|(s, _)| s == StatusCode::OK)
+    })
+    .await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("shop.example.com").unwrap();
+    let stream = connector.connect(name, tcp).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("/secure")
+        .header("host", "shop.example.com")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let rsp = send.send_request(req).await.unwrap();
+    assert_eq!(rsp.status(), StatusCode::OK);
+    assert_eq!(rsp.headers().get("x-backend").unwrap(), "v1");
+    let body = rsp.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("x-forwarded-proto: https\n"), "{body}");
+    drop(proxy);
+}
