@@ -19,7 +19,7 @@ use tokio_stream::wrappers::WatchStream;
 use tonic::{Request, Response, Status};
 
 use crate::metrics::Metrics;
-use crate::views::Views;
+use crate::views::{GatewayView, Versioned, Views};
 
 /// The gRPC service.
 #[derive(Clone, Debug)]
@@ -82,14 +82,15 @@ impl Discovery for DiscoveryService {
         tracing::debug!(%gateway, ?peer, "Gateway watch opened");
         let rx = self.views.watch_gateway(&gateway);
         let guard = StreamGuard::new(self.metrics.clone(), "gateway");
+        // The version this subscriber last received: a delta from it, or
+        // the full view when it missed one.
+        let mut last: Option<u64> = None;
         let updates = WatchStream::new(rx).filter_map(move |view| {
             let _guard = &guard;
             let update = view.map(|view| {
-                Ok(pb::GatewayUpdate {
-                    version: view.version,
-                    config: view.value.config.clone(),
-                    status_json: view.value.status_json.clone(),
-                })
+                let update = gateway_update(&view, last);
+                last = Some(view.version);
+                Ok(update)
             });
             std::future::ready(update)
         });
@@ -111,6 +112,26 @@ impl Discovery for DiscoveryService {
     }
 }
 
+/// The message that brings a subscriber at version `last` to `view`.
+fn gateway_update(view: &Versioned<GatewayView>, last: Option<u64>) -> pb::GatewayUpdate {
+    use pb::gateway_update::View;
+    let (update, base_version) = match (&view.delta, last) {
+        (Some((base, delta)), Some(last)) if *base == last => {
+            (View::Delta((**delta).clone()), *base)
+        }
+        _ => match &view.value.config {
+            Some(config) => (View::Full((**config).clone()), 0),
+            None => (View::Absent(pb::Empty {}), 0),
+        },
+    };
+    pb::GatewayUpdate {
+        version: view.version,
+        view: Some(update),
+        status_json: view.value.status_json.clone(),
+        base_version,
+    }
+}
+
 // === impl StreamGuard ===
 
 impl StreamGuard {
@@ -123,5 +144,64 @@ impl StreamGuard {
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         self.metrics.stream(self.watch, -1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pb::gateway_update::View;
+
+    fn view(ports: &[u32]) -> GatewayView {
+        GatewayView {
+            config: Some(Arc::new(pb::ProxyConfig {
+                ports: ports
+                    .iter()
+                    .map(|&port| pb::Port {
+                        port,
+                        ..pb::Port::default()
+                    })
+                    .collect(),
+                backends: Vec::new(),
+            })),
+            status_json: String::new(),
+        }
+    }
+
+    #[test]
+    fn up_to_date_subscribers_get_deltas_others_the_full_view() {
+        let views = Views::new();
+        let id = NsName::new("shop", "web");
+        let rx = views.watch_gateway(&id);
+        assert!(views.publish_gateway(&id, view(&[80])));
+        let first = rx.borrow().clone().unwrap();
+        assert!(
+            !views.publish_gateway(&id, view(&[80])),
+            "unchanged views are not sent"
+        );
+        assert!(views.publish_gateway(&id, view(&[80, 443])));
+        let second = rx.borrow().clone().unwrap();
+
+        let update = gateway_update(&second, Some(first.version));
+        assert_eq!(update.base_version, first.version);
+        let Some(View::Delta(delta)) = update.view else {
+            panic!("expected a delta: {update:?}");
+        };
+        assert_eq!(delta.ports.len(), 1);
+        assert_eq!(delta.ports[0].port, 443);
+        for last in [None, Some(first.version - 1)] {
+            let update = gateway_update(&second, last);
+            assert!(matches!(update.view, Some(View::Full(_))), "{update:?}");
+        }
+        views.publish_gateway(
+            &id,
+            GatewayView {
+                config: None,
+                status_json: String::new(),
+            },
+        );
+        let gone = rx.borrow().clone().unwrap();
+        let update = gateway_update(&gone, Some(second.version));
+        assert!(matches!(update.view, Some(View::Absent(_))));
     }
 }

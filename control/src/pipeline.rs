@@ -110,7 +110,7 @@ pub fn gateway_view(
 ) -> GatewayView {
     let config = index
         .gateway_config(gateway)
-        .map(|c| ferry_api::pb::ProxyConfig::from(&c));
+        .map(|c| Arc::new(ferry_api::pb::ProxyConfig::from(&c)));
     let status_json = status
         .and_then(|s| s.gateway(gateway))
         .and_then(|s| serde_json::to_string(s).ok())

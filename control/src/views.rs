@@ -18,7 +18,7 @@ use tokio::sync::{Notify, watch};
 pub struct GatewayView {
     /// The compiled configuration; `None` when the Gateway does not exist
     /// or is not of a Ferry class.
-    pub config: Option<pb::ProxyConfig>,
+    pub config: Option<Arc<pb::ProxyConfig>>,
     /// The Gateway's computed status, as JSON.
     pub status_json: String,
 }
@@ -30,6 +30,9 @@ pub struct Versioned<T> {
     pub version: u64,
     /// The view.
     pub value: T,
+    /// What changed since the previous version of this view (its version
+    /// and the delta), when both have a configuration.
+    pub delta: Option<(u64, Arc<pb::GatewayDelta>)>,
 }
 
 /// A subscriber's receiver: `None` until the index has computed the view.
@@ -91,9 +94,16 @@ impl Views {
                 return false;
             }
             let version = self.version.fetch_add(1, Ordering::Relaxed) + 1;
+            let delta = current.as_ref().and_then(|previous| {
+                let before = previous.value.config.as_ref()?;
+                let after = view.config.as_ref()?;
+                let delta = ferry_api::delta::diff(before, after);
+                Some((previous.version, Arc::new(delta)))
+            });
             *current = Some(Arc::new(Versioned {
                 version,
                 value: view,
+                delta,
             }));
             true
         })

@@ -82,6 +82,8 @@ struct State {
     addr: String,
     request: pb::GatewayWatch,
     stream: Option<tonic::Streaming<pb::GatewayUpdate>>,
+    /// The last view received on the current stream, and its version.
+    view: Option<(u64, pb::ProxyConfig)>,
     backoff: Duration,
     delay: Option<Duration>,
 }
@@ -119,6 +121,7 @@ pub fn watch_gateway(
             name: name.into(),
         },
         stream: None,
+        view: None,
         backoff: MIN_BACKOFF,
         delay: None,
     };
@@ -149,21 +152,7 @@ impl State {
         match stream.message().await {
             Ok(Some(update)) => {
                 self.backoff = MIN_BACKOFF;
-                let version = update.version;
-                let config = update
-                    .config
-                    .map(ProxyConfig::try_from)
-                    .transpose()
-                    .map_err(|source| ClientError::Convert {
-                        what: self.what(),
-                        version,
-                        source,
-                    })?;
-                Ok(GatewayConfig {
-                    version,
-                    config,
-                    status_json: update.status_json,
-                })
+                self.apply(update)
             }
             Ok(None) => {
                 let status = tonic::Status::unavailable("the server ended the stream");
@@ -194,9 +183,49 @@ impl State {
         Ok(response.into_inner())
     }
 
+    /// Applies a full view or a delta to the current view.
+    fn apply(&mut self, update: pb::GatewayUpdate) -> Result<GatewayConfig, ClientError> {
+        use pb::gateway_update::View;
+        let version = update.version;
+        match update.view {
+            Some(View::Full(full)) => self.view = Some((version, full)),
+            Some(View::Delta(delta)) => match &mut self.view {
+                Some((current, view)) if *current == update.base_version => {
+                    let applied = crate::delta::apply(view, delta);
+                    if let Err(error) = applied {
+                        let status = tonic::Status::data_loss(error.to_string());
+                        return Err(self.broken(status));
+                    }
+                    *current = version;
+                }
+                _ => {
+                    let status = tonic::Status::data_loss("a delta for a version never received");
+                    return Err(self.broken(status));
+                }
+            },
+            Some(View::Absent(_)) | None => self.view = None,
+        }
+        let config = self
+            .view
+            .as_ref()
+            .map(|(_, view)| ProxyConfig::try_from(view.clone()))
+            .transpose()
+            .map_err(|source| ClientError::Convert {
+                what: self.what(),
+                version,
+                source,
+            })?;
+        Ok(GatewayConfig {
+            version,
+            config,
+            status_json: update.status_json,
+        })
+    }
+
     /// The stream broke: reconnect at once the first time.
     fn broken(&mut self, status: tonic::Status) -> ClientError {
         self.stream = None;
+        self.view = None;
         self.delay = Some(Duration::ZERO);
         ClientError::Stream {
             what: self.what(),

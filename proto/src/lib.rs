@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod convert;
+pub mod delta;
 
 /// The generated messages and stubs of `ferry.discovery.v1`.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::unwrap_used)]
