@@ -248,3 +248,95 @@ fn every_gateway_and_httproute_conformance_manifest_compiles() {
     }
     assert!(count > 60, "{count}");
 }
+
+/// The route handling a request on port 80, or `404`.
+fn route_name(config: &ProxyConfig, host: &str, path: &str) -> String {
+    let port = config.ports.iter().find(|p| p.port == 80).expect("port 80");
+    let headers = HeaderMap::new();
+    let head = RequestHead {
+        host,
+        method: &Method::GET,
+        path,
+        query: None,
+        headers: &headers,
+    };
+    port.routes
+        .find(&head)
+        .map_or("404".to_string(), |m| m.action.rule.name.clone())
+}
+
+#[test]
+fn gateway_http_listener_isolation() {
+    for test in [
+        "gateway-http-listener-isolation.yaml",
+        "gateway-http-listener-isolation-with-hostname-intersection.yaml",
+    ] {
+        let objects = load(test);
+        let gateway = objects
+            .gateways()
+            .map(|(id, _)| id.name.clone())
+            .find(|name| name.starts_with("http-listener-isolation"))
+            .expect("the test's Gateway");
+        let (config, _) = compile_one(&objects, &gateway);
+        let paths = [
+            "/empty-hostname",
+            "/wildcard-example-com",
+            "/wildcard-foo-example-com",
+            "/abc-foo-example-com",
+        ];
+        for (host, served) in [
+            ("bar.com", "/empty-hostname"),
+            ("bar.example.com", "/wildcard-example-com"),
+            ("bar.foo.example.com", "/wildcard-foo-example-com"),
+            ("abc.foo.example.com", "/abc-foo-example-com"),
+        ] {
+            for path in paths {
+                let got = route_name(&config, host, path);
+                if path == served {
+                    assert!(
+                        got.starts_with("attaches-to"),
+                        "{test}: {host}{path} -> {got}"
+                    );
+                } else {
+                    assert_eq!(got, "404", "{test}: {host}{path}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gateway_secret_without_a_valid_reference_grant_is_ref_not_permitted() {
+    for (test, gateway) in [
+        (
+            "gateway-secret-missing-reference-grant.yaml",
+            "gateway-secret-missing-reference-grant",
+        ),
+        (
+            "gateway-secret-invalid-reference-grant.yaml",
+            "gateway-secret-invalid-reference-grant",
+        ),
+    ] {
+        let (config, status) = compile_one(&load(test), gateway);
+        let gw = status
+            .gateway(&NsName::new(INFRA, gateway))
+            .expect("Ferry's Gateway");
+        let c = gw
+            .listener("https")
+            .unwrap()
+            .condition(ConditionType::ResolvedRefs)
+            .unwrap();
+        assert_eq!(
+            (c.status, c.reason),
+            (false, Reason::RefNotPermitted),
+            "{test}"
+        );
+        let programmed = gw
+            .listener("https")
+            .unwrap()
+            .condition(ConditionType::Programmed)
+            .unwrap();
+        assert!(!programmed.status, "{test}");
+        assert!(config.ports.is_empty(), "{test}");
+    }
+}
