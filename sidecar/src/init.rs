@@ -31,8 +31,6 @@ pub use rules::{
     OUTBOUND_JUMP, OUTBOUND_REDIRECT_CHAIN,
 };
 
-use std::io::Write as _;
-
 /// Flags of `ferry-proxy init` (the injector emits them; see the
 /// ferry-injector crate doc).
 #[derive(Clone, Debug, clap::Args)]

@@ -43,7 +43,7 @@ pub fn has_net_admin(status: &str) -> Option<bool> {
 }
 
 /// Fails with [`InitError::NoNetAdmin`] when this process lacks NET_ADMIN.
-pub fn check_net_admin() -> Result<(), InitError> {
+pub(super) fn check_net_admin() -> Result<(), InitError> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     match has_net_admin(&status) {
         Some(false) => Err(InitError::NoNetAdmin {

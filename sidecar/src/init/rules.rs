@@ -76,9 +76,11 @@ impl Interception {
             "-A {INBOUND_REDIRECT_CHAIN} -p tcp -j REDIRECT --to-ports {}",
             self.inbound_port
         )];
-        rules.extend(self.exclude_inbound_ports.iter().map(|port| {
-            format!("-A {INBOUND_CHAIN} -p tcp -m tcp --dport {port} -j RETURN")
-        }));
+        rules.extend(
+            self.exclude_inbound_ports
+                .iter()
+                .map(|port| format!("-A {INBOUND_CHAIN} -p tcp -m tcp --dport {port} -j RETURN")),
+        );
         rules.push(format!(
             "-A {INBOUND_CHAIN} -p tcp -j {INBOUND_REDIRECT_CHAIN}"
         ));
@@ -94,9 +96,11 @@ impl Interception {
         ));
         // The app talking to itself, over 127.0.0.1 or its own pod IP.
         rules.push(format!("-A {OUTBOUND_CHAIN} -o lo -j RETURN"));
-        rules.extend(self.exclude_outbound_ports.iter().map(|port| {
-            format!("-A {OUTBOUND_CHAIN} -p tcp -m tcp --dport {port} -j RETURN")
-        }));
+        rules.extend(
+            self.exclude_outbound_ports
+                .iter()
+                .map(|port| format!("-A {OUTBOUND_CHAIN} -p tcp -m tcp --dport {port} -j RETURN")),
+        );
         rules.push(format!(
             "-A {OUTBOUND_CHAIN} -p tcp -j {OUTBOUND_REDIRECT_CHAIN}"
         ));

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_core::model::{Mirror, ProxyConfig};
@@ -21,6 +22,9 @@ use crate::proxy::{Forward, Target};
 
 /// Frames a mirror may lag behind the real request before it is cut off.
 const MIRROR_BUFFER: usize = 16;
+
+/// Longest a mirror may take to answer; its request is dropped after that.
+const MIRROR_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The real request's body, copying frames to a mirror.
 struct Tee {
@@ -77,9 +81,12 @@ pub(super) fn spawn(
     let forward = forward.clone();
     let backend = id.to_string();
     tokio::spawn(async move {
-        match forward.oneshot(copy).await {
-            Ok(rsp) => tracing::trace!(%backend, status = rsp.status().as_u16(), "Mirror answered"),
-            Err(error) => tracing::debug!(%backend, %error, "Mirror failed"),
+        match tokio::time::timeout(MIRROR_TIMEOUT, forward.oneshot(copy)).await {
+            Ok(Ok(rsp)) => {
+                tracing::trace!(%backend, status = rsp.status().as_u16(), "Mirror answered")
+            }
+            Ok(Err(error)) => tracing::debug!(%backend, %error, "Mirror failed"),
+            Err(_) => tracing::debug!(%backend, "Mirror timed out"),
         }
     });
 }
