@@ -19,6 +19,9 @@ use crate::pb::discovery_client::DiscoveryClient;
 
 /// First delay before reconnecting after a failure.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// Largest message accepted: the full view of a Gateway with tens of
+/// thousands of routes is tens of MiB.
+const MAX_MESSAGE: usize = 256 << 20;
 /// Longest delay between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -171,7 +174,7 @@ impl State {
                     addr: self.addr.clone(),
                     source,
                 })?;
-        let mut client = DiscoveryClient::new(channel);
+        let mut client = DiscoveryClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
         let response = client
             .watch_gateway(self.request.clone())
             .await
