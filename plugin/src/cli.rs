@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+#[cfg(test)]
+use clap::CommandFactory as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use clap_complete::Shell;
 
@@ -218,4 +220,41 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
         }
     };
     Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_like_kubectl() {
+        assert_eq!(parse_timeout("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_timeout("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_timeout("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_timeout("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_timeout("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_timeout("soon").is_err());
+        assert!(parse_timeout("5d").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "kubectl-gateway",
+            "status",
+            "-A",
+            "httproute/reviews",
+            "-o",
+            "wide",
+            "--parent",
+            "svc/shop/reviews",
+            "--request-timeout",
+            "5s",
+        ])
+        .expect("parses");
+        assert!(cli.global.all_namespaces);
+        assert_eq!(cli.global.request_timeout, Some(Duration::from_secs(5)));
+    }
 }

@@ -94,6 +94,13 @@ async fn status_describe_tree_check_on_a_real_apiserver() -> Result<()> {
     let out = run(kc, &["status", "-A", "-o", "json"])?;
     assert_golden("cluster/status.json", &stable_json(&out.stdout)?);
 
+    let out = run(kc, &["status", "-A", "-l", "team=foo", "--no-headers"])?;
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    assert!(
+        out.stdout.starts_with("foo         foo-route "),
+        "{}",
+        out.stdout
+    );
     let out = run(
         kc,
         &[

@@ -70,7 +70,11 @@ fn route(out: &mut String, d: &RouteDescription, now: i64, color: bool) {
             .unwrap_or_default();
         let _ = writeln!(out, "  [{}]{name} Matches: {}", r.index, r.matches);
         let _ = writeln!(out, "      Filters: {}", r.filters);
-        indented(out, &backends(&r.backends).render(true, color), 6);
+        indented(
+            out,
+            &backends(&d.route.namespace, &r.backends).render(true, color),
+            6,
+        );
     }
     list(out, "Analysis", &d.analysis);
     events(out, &d.events, now);
@@ -278,7 +282,7 @@ fn conditions(conditions: &[Condition], now: i64) -> Table {
     t
 }
 
-fn backends(backends: &[BackendShare]) -> Table {
+fn backends(route_ns: &str, backends: &[BackendShare]) -> Table {
     let mut t = Table::new(&[
         "BACKEND", "WEIGHT", "SHARE", "EXISTS", "READY", "REFGRANT", "PROBLEM",
     ]);
@@ -296,7 +300,11 @@ fn backends(backends: &[BackendShare]) -> Table {
             Cell::plain(format_percent(b.percent)),
             Cell::plain(yes_no(b.exists)),
             Cell::plain(b.ready_endpoints.map_or("?".to_owned(), |n| n.to_string())),
-            Cell::plain(if b.permitted { "ok" } else { "missing" }),
+            Cell::plain(match (b.namespace == route_ns, b.permitted) {
+                (true, _) => "-",
+                (false, true) => "granted",
+                (false, false) => "missing",
+            }),
             Cell::status(b.problem.clone().unwrap_or_else(|| "-".to_owned())),
         ]);
     }

@@ -61,3 +61,28 @@ fn str_at(value: &Value, pointer: &str) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn ready_from_endpoint_slices_and_endpoints() {
+        let slices = [
+            json!({"metadata": {"namespace": "ns", "labels": {"kubernetes.io/service-name": "a"}},
+                   "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": true}},
+                                 {"addresses": ["10.0.0.2"], "conditions": {"ready": false}},
+                                 {"addresses": ["10.0.0.3"]}]}),
+            json!({"metadata": {"namespace": "ns", "labels": {"kubernetes.io/service-name": "a"}},
+                   "endpoints": [{"addresses": ["10.0.0.4"]}]}),
+        ];
+        let ready = ready_endpoints(&slices, true);
+        assert_eq!(ready.get(&("ns".to_owned(), "a".to_owned())), Some(&3));
+        let endpoints = [json!({"metadata": {"namespace": "ns", "name": "b"},
+            "subsets": [{"addresses": [{"ip": "10.0.0.1"}], "notReadyAddresses": [{"ip": "10.0.0.2"}]}]})];
+        let ready = ready_endpoints(&endpoints, false);
+        assert_eq!(ready.get(&("ns".to_owned(), "b".to_owned())), Some(&1));
+    }
+}
