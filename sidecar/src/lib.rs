@@ -3,11 +3,17 @@
 //! tables it receives from a [`config`] source, and exposes an [`admin`]
 //! server with liveness, readiness, the applied config and metrics.
 //!
+//! In sidecar mode ([`sidecar`]) it forwards the TCP that `ferry-proxy
+//! init` ([`init`]) redirects to it, recovering each connection's original
+//! destination with [`orig_dst`]; `ferry-proxy await` ([`await_ready`])
+//! holds a classic sidecar's app until the proxy is ready.
+//!
 //! The request path is a stack of tower layers, listed in one place:
 //! [`proxy::gateway_stack`].
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod await_ready;
 pub mod body;
 pub mod config;
 pub mod error;
@@ -17,4 +23,5 @@ pub mod listeners;
 pub mod metrics;
 pub mod orig_dst;
 pub mod proxy;
+pub mod sidecar;
 pub mod tls;

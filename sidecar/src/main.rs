@@ -4,21 +4,24 @@ use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
 use ferry_proxy::gateway::{self, GatewaySettings};
 use tracing_subscriber::EnvFilter;
 
 /// Ferry's proxy.
 #[derive(Debug, Parser)]
-#[command(name = "ferry-proxy", version, about)]
+#[command(name = "ferry-proxy", version, about, subcommand_negates_reqs = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// What the proxy serves.
-    #[arg(long, value_enum, env = "FERRY_MODE")]
-    mode: Mode,
+    #[arg(long, value_enum, env = "FERRY_MODE", required = true)]
+    mode: Option<Mode>,
     /// Directory of Gateway API YAML files (gateway mode), watched for
     /// changes.
-    #[arg(long, env = "FERRY_CONFIG")]
-    config: PathBuf,
+    #[arg(long, env = "FERRY_CONFIG", required_if_eq("mode", "gateway"))]
+    config: Option<PathBuf>,
     /// Address the listeners bind to.
     #[arg(long, env = "FERRY_BIND", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
     bind: IpAddr,
@@ -35,6 +38,19 @@ struct Args {
 enum Mode {
     /// Serve Gateway listeners.
     Gateway,
+    /// Beside a meshed app: forward redirected TCP unchanged (outbound to
+    /// the original destination, inbound to 127.0.0.1:<port>), admin and
+    /// app probes. Discovery, Service routes and mTLS are not built yet.
+    Sidecar,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install the iptables rules that redirect the pod's TCP to the proxy
+    /// (the init container).
+    Init(ferry_proxy::init::InitArgs),
+    /// Wait until the local proxy is ready (a classic sidecar's postStart).
+    Await(ferry_proxy::await_ready::AwaitArgs),
 }
 
 fn parse_gateway(value: &str) -> Result<(String, String), String> {
@@ -56,9 +72,22 @@ async fn main() -> anyhow::Result<()> {
             EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    match args.mode {
-        Mode::Gateway => {
-            let settings = GatewaySettings::new(args.config, args.bind, args.admin);
+    match (args.command, args.mode) {
+        (Some(Command::Init(init)), _) => {
+            Ok(ferry_proxy::init::run(&init, &mut std::io::stdout())?)
+        }
+        (Some(Command::Await(wait)), _) => Ok(ferry_proxy::await_ready::run(&wait).await?),
+        (None, Some(Mode::Sidecar)) => {
+            let settings =
+                ferry_proxy::sidecar::SidecarSettings::from_env(std::env::vars(), args.admin)?;
+            ferry_proxy::sidecar::run(settings).await
+        }
+        (None, None) => anyhow::bail!("--mode is required"),
+        (None, Some(Mode::Gateway)) => {
+            let config = args
+                .config
+                .context("--config is required in gateway mode")?;
+            let settings = GatewaySettings::new(config, args.bind, args.admin);
             let compiler = ferry_proxy::gateway::CoreCompiler::new(args.gateway);
             gateway::run(settings, compiler).await
         }

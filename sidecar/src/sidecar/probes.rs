@@ -141,7 +141,9 @@ impl AppProbe {
         for header in &self.http_headers {
             req = req.header(header.name.as_str(), header.value.as_str());
         }
-        let rsp = sender.send_request(req.body(Empty::<Bytes>::new())?).await?;
+        let rsp = sender
+            .send_request(req.body(Empty::<Bytes>::new())?)
+            .await?;
         Ok(rsp.status())
     }
 }
