@@ -82,9 +82,15 @@ pub(crate) async fn apply(client: &Client, yaml: &str) -> Result<()> {
         }
         let (api, name) = api(client, &doc)?;
         let object: DynamicObject = serde_json::from_value(doc.clone())?;
-        api.create(&PostParams::default(), &object)
-            .await
-            .with_context(|| format!("failed to create {} {name}", doc["kind"]))?;
+        match api.create(&PostParams::default(), &object).await {
+            Ok(_) => {}
+            // `default` and `kube-system` come with the server.
+            Err(kube::Error::Api(e)) if e.is_already_exists() && doc["kind"] == "Namespace" => {}
+            Err(err) => {
+                return Err(err)
+                    .with_context(|| format!("failed to create {} {name}", doc["kind"]));
+            }
+        }
         if let Some(status) = status {
             api.patch_status(
                 &name,
