@@ -19,7 +19,7 @@ use tokio_stream::wrappers::WatchStream;
 use tonic::{Request, Response, Status};
 
 use crate::metrics::Metrics;
-use crate::views::{GatewayView, Versioned, Views};
+use crate::views::{GatewayView, OutboundKey, Versioned, Views};
 
 /// The gRPC service.
 #[derive(Clone, Debug)]
@@ -99,9 +99,30 @@ impl Discovery for DiscoveryService {
 
     async fn watch_outbound(
         &self,
-        _request: Request<pb::OutboundWatch>,
+        request: Request<pb::OutboundWatch>,
     ) -> Result<Response<Self::WatchOutboundStream>, Status> {
-        Err(Status::unimplemented("outbound watches come with the mesh"))
+        let watch = request.into_inner();
+        let target: SocketAddr = watch
+            .target
+            .parse()
+            .map_err(|_| Status::invalid_argument("target must be IP:port"))?;
+        let key = OutboundKey {
+            target,
+            namespace: watch.source_namespace,
+        };
+        let rx = self.views.watch_outbound(&key);
+        let guard = StreamGuard::new(self.metrics.clone(), "outbound");
+        let updates = WatchStream::new(rx).filter_map(move |view| {
+            let _guard = &guard;
+            let update = view.map(|view| {
+                Ok(pb::OutboundUpdate {
+                    version: view.version,
+                    ..view.value.clone()
+                })
+            });
+            std::future::ready(update)
+        });
+        Ok(Response::new(Box::pin(updates)))
     }
 
     async fn watch_inbound(

@@ -8,6 +8,7 @@
 //! server. A test applies changes and asserts the outputs.
 
 mod convert;
+mod outbound;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -74,6 +75,8 @@ pub struct ClusterIndex {
     keys: BTreeMap<Resource, BTreeSet<NsName>>,
     pods: BTreeMap<NsName, PodInfo>,
     synced: BTreeSet<Resource>,
+    service_ips: BTreeMap<IpAddr, NsName>,
+    pod_ips: BTreeMap<IpAddr, NsName>,
     revision: u64,
     rejected: u64,
 }
@@ -163,21 +166,53 @@ impl ClusterIndex {
             self.rejected += 1;
             return;
         };
+        self.forget_ips(resource, &id);
         match item {
             Item::Object(object) => {
+                if let Object::Service(service) = &object {
+                    for ip in outbound::service_ips(service) {
+                        self.service_ips.insert(ip, id.clone());
+                    }
+                }
                 if self.objects.apply(object).is_err() {
                     self.rejected += 1;
                     return;
                 }
             }
             Item::Pod(pod) => {
+                for ip in &pod.ips {
+                    self.pod_ips.insert(*ip, id.clone());
+                }
                 self.pods.insert(id.clone(), pod);
             }
         }
         self.keys.entry(resource).or_default().insert(id);
     }
 
+    /// Drops the IPs the stored version of an item had.
+    fn forget_ips(&mut self, resource: Resource, id: &NsName) {
+        let ips = match resource {
+            Resource::Core(Kind::Service) => self
+                .objects
+                .service(id)
+                .map(outbound::service_ips)
+                .unwrap_or_default(),
+            Resource::Pod => self.pods.get(id).map(|p| p.ips.clone()).unwrap_or_default(),
+            Resource::Core(_) => return,
+        };
+        let map = match resource {
+            Resource::Pod => &mut self.pod_ips,
+            _ => &mut self.service_ips,
+        };
+        for ip in ips {
+            if map.get(&ip) == Some(id) {
+                map.remove(&ip);
+            }
+        }
+    }
+
     fn remove(&mut self, resource: Resource, id: &NsName) {
+        self.forget_ips(resource, id);
         match resource {
             Resource::Core(kind) => {
                 self.objects.delete(kind, &id.namespace, &id.name);

@@ -59,6 +59,9 @@ struct Cli {
         default_value = "ferry-control.ferry-system.svc:8090"
     )]
     proxy_discovery: String,
+    /// The SPIFFE trust domain of workload identities.
+    #[arg(long, env = "FERRY_TRUST_DOMAIN", default_value = "cluster.local")]
+    trust_domain: String,
     /// Time limit of one status write.
     #[arg(long, env = "FERRY_STATUS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     status_timeout: Duration,
@@ -117,6 +120,7 @@ async fn main() -> Result<()> {
         admin_addr: cli.admin_addr,
         lease,
         status_timeout: cli.status_timeout,
+        trust_domain: cli.trust_domain.clone(),
         deploy: (!cli.no_deploy).then(|| DeploySettings {
             proxy_image: cli.proxy_image.clone(),
             discovery: cli.proxy_discovery.clone(),

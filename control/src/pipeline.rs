@@ -40,6 +40,8 @@ pub struct Pipeline {
     pub metrics: Metrics,
     /// Settings of deployed gateways; `None` deploys nothing.
     pub deploy: Option<DeploySettings>,
+    /// The SPIFFE trust domain of expected endpoint identities.
+    pub trust_domain: String,
 }
 
 // === impl Pipeline ===
@@ -98,6 +100,10 @@ impl Pipeline {
         for gateway in outputs.views.subscribed_gateways() {
             let view = gateway_view(&self.index, status.as_deref(), &gateway);
             outputs.views.publish_gateway(&gateway, view);
+        }
+        for target in outputs.views.subscribed_outbound() {
+            let view = self.index.outbound(&target, &self.trust_domain);
+            outputs.views.publish_outbound(&target, view);
         }
     }
 }

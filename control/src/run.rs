@@ -57,6 +57,8 @@ pub struct Settings {
     pub status_timeout: Duration,
     /// Deploy Ferry Gateways with these settings; `None` deploys nothing.
     pub deploy: Option<DeploySettings>,
+    /// The SPIFFE trust domain of workload identities.
+    pub trust_domain: String,
 }
 
 /// A running replica. Dropping it stops every task.
@@ -145,6 +147,7 @@ pub async fn start(
         expected,
         metrics: metrics.clone(),
         deploy,
+        trust_domain: settings.trust_domain.clone(),
     };
     tasks.spawn(pipeline.run(rx, outputs));
 

@@ -61,6 +61,7 @@ async fn files_feed_the_same_discovery_as_watches() -> Result<()> {
         lease: None,
         status_timeout: Duration::from_secs(1),
         deploy: None,
+        trust_domain: "cluster.local".to_string(),
     };
     let source = Source::Files {
         dir: dir.path().to_path_buf(),

@@ -36,6 +36,7 @@ pub(crate) async fn run(args: &Args, size: Size, index: ClusterIndex) -> Result<
         expected: Vec::new(),
         metrics: metrics.clone(),
         deploy: None,
+        trust_domain: "cluster.local".to_string(),
     };
     tokio::spawn(pipeline.run(rx, outputs));
     let listener = TcpListener::bind("127.0.0.1:0").await?;

@@ -181,3 +181,81 @@ fn pods_are_indexed_by_name_with_their_identity() {
     index.apply(Change::Relist(Resource::Pod, Vec::new()));
     assert!(index.pod(&NsName::new("shop", "reviews-0")).is_none());
 }
+
+#[test]
+fn outbound_views_resolve_cluster_ips_routes_and_identities() {
+    use crate::views::OutboundKey;
+    use ferry_api::pb;
+
+    let mesh = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: shop}
+spec: {clusterIP: 10.96.0.12, ports: [{name: http, port: 9080, appProtocol: kubernetes.io/h2c}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews-v2, namespace: shop}
+spec: {clusterIP: 10.96.0.13, ports: [{name: http, port: 9080}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: reviews-v2-a, namespace: shop, labels: {kubernetes.io/service-name: reviews-v2}}
+addressType: IPv4
+ports: [{name: http, port: 9080}]
+endpoints: [{addresses: [10.1.0.7], conditions: {ready: true}, targetRef: {kind: Pod, name: v2-0, namespace: shop}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: to-v2, namespace: shop}
+spec:
+  parentRefs: [{group: "", kind: Service, name: reviews, port: 9080}]
+  rules: [{backendRefs: [{name: reviews-v2, port: 9080}]}]
+"#;
+    let mut index = index(mesh);
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "v2-0", "namespace": "shop"},
+        "spec": {"serviceAccountName": "reviews-v2", "containers": []},
+        "status": {"podIPs": [{"ip": "10.1.0.7"}]},
+    }))
+    .unwrap();
+    index.apply(Change::Apply(Item::Pod(pod_info(&pod).unwrap())));
+    let key = |target: &str| OutboundKey {
+        target: target.parse().unwrap(),
+        namespace: "web".to_string(),
+    };
+
+    let view = index.outbound(&key("10.96.0.12:9080"), "cluster.local");
+    let Some(pb::outbound_update::Target::Service(service)) = view.target else {
+        panic!("expected a Service: {view:?}");
+    };
+    assert_eq!(service.service.unwrap().name, "reviews");
+    assert_eq!(service.protocol_hint, pb::BackendProtocol::H2c as i32);
+    assert_eq!(service.virtual_hosts.len(), 1);
+    let endpoint = &service.backends[0].endpoints[0];
+    assert_eq!(
+        endpoint.identity.as_deref(),
+        Some("spiffe://cluster.local/ns/shop/sa/reviews-v2")
+    );
+
+    for not_mesh in ["10.96.0.12:80", "192.0.2.1:9080"] {
+        let view = index.outbound(&key(not_mesh), "cluster.local");
+        assert!(
+            matches!(
+                view.target,
+                Some(pb::outbound_update::Target::Passthrough(_))
+            ),
+            "{not_mesh}: {view:?}"
+        );
+    }
+    // The Service goes away: its IP is no longer a mesh target.
+    index.apply(Change::Delete(
+        Resource::Core(Kind::Service),
+        NsName::new("shop", "reviews"),
+    ));
+    let view = index.outbound(&key("10.96.0.12:9080"), "cluster.local");
+    assert!(matches!(
+        view.target,
+        Some(pb::outbound_update::Target::Passthrough(_))
+    ));
+}

@@ -27,6 +27,7 @@ pub(crate) async fn start_control(
         admin_addr: "127.0.0.1:0".parse()?,
         lease,
         status_timeout: Duration::from_secs(10),
+        trust_domain: "cluster.local".to_string(),
         deploy: Some(ferry_control::deployer::render::DeploySettings {
             proxy_image: "ferry-proxy:test".to_string(),
             discovery: "ferry-control.ferry-system.svc:8090".to_string(),
