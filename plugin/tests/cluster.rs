@@ -262,6 +262,77 @@ async fn missing_crds_are_skipped_with_a_note() -> Result<()> {
 }
 
 #[tokio::test]
+async fn watch_prints_the_table_again_when_status_changes() -> Result<()> {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+
+    let cluster = Cluster::start().await?;
+    let ns = cluster.namespace().to_owned();
+    let yaml = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: watched, namespace: {ns}}}\n\
+         spec:\n  parentRefs: [{{group: \"\", kind: Service, name: svc, port: 80}}]\n"
+    );
+    apply(&cluster.client(), &yaml).await?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kubectl-gateway"))
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig())
+        .args(["status", "-n", &ns, "-w", "--no-headers"])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait = std::time::Duration::from_secs(30);
+    let first = seen.recv_timeout(wait)?;
+    assert!(
+        first.contains("watched") && first.contains("NoStatus"),
+        "{first}"
+    );
+    let routes: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        cluster.client(),
+        &ns,
+        &kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+            "httproutes",
+        ),
+    );
+    let condition = |type_: &str| {
+        json!({"type": type_, "status": "True", "reason": type_, "message": "",
+               "observedGeneration": 1, "lastTransitionTime": "2026-01-01T00:00:00Z"})
+    };
+    let status = json!({"status": {"parents": [{
+        "parentRef": {"group": "", "kind": "Service", "name": "svc", "namespace": ns, "port": 80},
+        "controllerName": "ferry.dev/gateway-controller",
+        "conditions": [condition("Accepted"), condition("ResolvedRefs")],
+    }]}});
+    routes
+        .patch_status(
+            "watched",
+            &Default::default(),
+            &kube::api::Patch::Merge(status),
+        )
+        .await?;
+    let next = loop {
+        let line = seen.recv_timeout(wait)?;
+        if line.contains("watched") {
+            break line;
+        }
+    };
+    child.kill()?;
+    child.wait()?;
+    assert!(next.contains("True"), "{next}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn works_without_any_gateway_api_crd() -> Result<()> {
     let cluster = Cluster::builder().without_gateway_api().start().await?;
     let out = run(cluster.kubeconfig(), &["status", "-A"])?;
