@@ -214,6 +214,8 @@ pub fn backend(inv: &Inventory, route: &Route, backend: &BackendRef) -> BackendV
         _ => None,
     };
     let permitted = match core_kind {
+        // Same namespace needs no grant (and no core index built for it).
+        _ if ns == route_ns => true,
         Some(kind) if backend.is_service() => ferry_core::refs::permitted(
             core::objects(inv),
             ferry_core::refs::From {
