@@ -304,3 +304,41 @@ async fn slow_mirror_never_delays_the_real_request() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn in_flight_requests_survive_a_config_change() {
+    let slow = EchoBackend::with(
+        "slow",
+        Behavior {
+            delay: Some(Duration::from_millis(300)),
+            ..Behavior::default()
+        },
+    )
+    .await;
+    let b = EchoBackend::start("b").await;
+    let backends = vec![(id("slow"), slow.backend()), (id("b"), b.backend())];
+    let route = |to: &str| {
+        vec![entry(
+            prefix("/"),
+            action(0, vec![weighted(1, Some(id(to)))], vec![]),
+        )]
+    };
+    let mut proxy = Proxy::new(config(None, route("slow"), backends.clone()));
+    let service = proxy.service.clone();
+    let in_flight = tokio::spawn(async move {
+        let mut req = request("example.com", "/");
+        req.extensions_mut().insert(crate::proxy::ConnInfo {
+            peer: ([10, 0, 0, 9], 40000).into(),
+            port: PORT,
+            tls: false,
+        });
+        Answer::read(tower::ServiceExt::oneshot(service, req).await.unwrap()).await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The new config drops the slow backend altogether.
+    proxy.replace(config(None, route("b"), vec![(id("b"), b.backend())]));
+    assert_eq!(proxy.get("example.com", "/").await.backend(), Some("b"));
+    let answer = in_flight.await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.backend(), Some("slow"));
+}
