@@ -105,7 +105,7 @@ spec:
     let LoadError::UnsupportedVersion { at, current, .. } = &err else {
         panic!("unexpected {err}");
     };
-    assert_eq!(at.line, 5);
+    assert_eq!(at.line, 6);
     assert_eq!(*current, "gateway.networking.k8s.io/v1");
     assert!(
         err.to_string().contains("`forwardTo` became `backendRefs`"),
@@ -147,6 +147,11 @@ apiVersion: example.com/v1
 kind: Widget
 metadata:
   name: w
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata:
+  name: t
 ";
     let loaded = load_yaml(text, "f.yaml").unwrap();
     assert!(loaded.objects.is_empty());
@@ -155,7 +160,8 @@ metadata:
         ignored,
         [
             "f.yaml:1: ignored apps/v1 Deployment web (Ferry does not route with this kind)",
-            "f.yaml:5: ignored example.com/v1 Widget w (Ferry does not know this kind)",
+            "f.yaml:6: ignored example.com/v1 Widget w (Ferry does not know this kind)",
+            "f.yaml:11: ignored gateway.networking.k8s.io/v1alpha2 TCPRoute t (Ferry does not serve this Gateway API kind yet)",
         ]
     );
 }

@@ -151,9 +151,13 @@ pub fn load_yaml(text: &str, source: &str) -> Result<Loaded, LoadError> {
         }) {
             continue;
         }
+        let content = doc.text.lines().position(|l| {
+            let l = l.trim();
+            !l.is_empty() && !l.starts_with('#')
+        });
         let start = SourceLocation {
             source: source.clone(),
-            line: doc.first_line,
+            line: doc.first_line + content.unwrap_or(0) as u64,
             column: None,
         };
         let header: Option<Header> =
@@ -392,6 +396,8 @@ impl fmt::Display for Ignored {
         }
         let why = if KNOWN_IGNORED.contains(&self.kind.as_str()) {
             "Ferry does not route with this kind"
+        } else if self.api_version.starts_with("gateway.networking.k8s.io/") {
+            "Ferry does not serve this Gateway API kind yet"
         } else {
             "Ferry does not know this kind"
         };
