@@ -292,7 +292,7 @@ async fn check_cmd(global: &Global, args: &CheckArgs) -> Result<u8> {
     } else {
         let mut sources = Vec::new();
         for path in &args.files {
-            sources.push((path.display().to_string(), read_input(path)?));
+            sources.extend(read_sources(path)?);
         }
         files::load(&sources, global.namespace.as_deref().unwrap_or("default"))?
     };
@@ -336,6 +336,34 @@ fn inject_cmd(args: &InjectArgs) -> Result<u8> {
         .with_context(|| format!("failed to inject {}", args.file.display()))?;
     print(&injected)?;
     Ok(0)
+}
+
+/// Every manifest `path` names, as (name, text): a file, stdin for `-`, or
+/// a directory's `.yaml`, `.yml` and `.json` files in name order (not
+/// recursive, as kubectl's `-f DIR`).
+fn read_sources(path: &Path) -> Result<Vec<(String, String)>> {
+    if !path.is_dir() {
+        return Ok(vec![(path.display().to_string(), read_input(path)?)]);
+    }
+    let mut files = Vec::new();
+    for entry in
+        std::fs::read_dir(path).with_context(|| format!("failed to list {}", path.display()))?
+    {
+        let file = entry
+            .with_context(|| format!("failed to list {}", path.display()))?
+            .path();
+        let manifest = file
+            .extension()
+            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json");
+        if manifest && file.is_file() {
+            files.push(file);
+        }
+    }
+    files.sort();
+    files
+        .iter()
+        .map(|file| Ok((file.display().to_string(), read_input(file)?)))
+        .collect()
 }
 
 /// A file's text, or stdin's for `-`.

@@ -164,7 +164,8 @@ pub struct TreeArgs {
 /// `check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// YAML files to check offline (`-` for stdin); the cluster when none.
+    /// YAML files or directories of them to check offline (`-` for stdin);
+    /// the cluster when none.
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Label selector for routes (cluster only).

@@ -56,15 +56,17 @@ fn check_demos_offline() {
         if !manifests.is_dir() {
             continue;
         }
-        let mut args = vec!["check".to_owned()];
-        for file in std::fs::read_dir(&manifests).expect("manifests") {
-            args.push("-f".to_owned());
-            args.push(file.expect("file").path().display().to_string());
-        }
-        args.push("-f".to_owned());
-        args.push(demos.join("gatewayclass.yaml").display().to_string());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let out = run(&args, None);
+        // A directory, as kubectl's `-f DIR`, and a file.
+        let out = run(
+            &[
+                "check",
+                "-f",
+                &manifests.display().to_string(),
+                "-f",
+                &demos.join("gatewayclass.yaml").display().to_string(),
+            ],
+            None,
+        );
         let name = manifests
             .parent()
             .and_then(|p| p.file_name())
