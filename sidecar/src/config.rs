@@ -226,8 +226,8 @@ impl<C: Compile> FileSource<C> {
     }
 }
 
-/// The YAML and JSON files of `dir` with their sizes and modification
-/// times, sorted by path.
+/// The YAML and JSON files of `dir` (not hidden ones) with their sizes and
+/// modification times, sorted by path.
 async fn fingerprint(dir: &Path) -> std::io::Result<Fingerprint> {
     let mut entries = tokio::fs::read_dir(dir).await?;
     let mut out = Vec::new();
@@ -240,7 +240,16 @@ async fn fingerprint(dir: &Path) -> std::io::Result<Fingerprint> {
         if !config_file {
             continue;
         }
-        let Ok(meta) = entry.metadata().await else {
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        // Follows symlinks: a mounted ConfigMap's files are links into a
+        // directory that is swapped on every update.
+        let Ok(meta) = tokio::fs::metadata(&path).await else {
             continue;
         };
         if meta.is_file() {

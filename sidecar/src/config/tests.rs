@@ -101,3 +101,26 @@ async fn missing_directory_is_reported_not_fatal() {
     write(&missing, "a.yaml", "ok 4");
     assert_eq!(next(&mut config).await.status["ports"], 4);
 }
+
+#[tokio::test]
+async fn follows_symlinks_like_a_mounted_config_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("..2026_11_22_v1");
+    std::fs::create_dir(&data).unwrap();
+    write(&data, "gw.yaml", "ok 5");
+    std::os::unix::fs::symlink(&data, dir.path().join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/gw.yaml", dir.path().join("gw.yaml")).unwrap();
+    let (publisher, mut config, _errors) = Publisher::channel();
+    let source = FileSource::new(dir.path(), Duration::from_millis(20), Fake);
+    tokio::spawn(source.run(publisher));
+    assert_eq!(next(&mut config).await.status["ports"], 5);
+
+    // An update swaps the `..data` link to a new directory.
+    let data2 = dir.path().join("..2026_11_22_v2");
+    std::fs::create_dir(&data2).unwrap();
+    write(&data2, "gw.yaml", "ok 77");
+    let tmp = dir.path().join("..data_tmp");
+    std::os::unix::fs::symlink(&data2, &tmp).unwrap();
+    std::fs::rename(&tmp, dir.path().join("..data")).unwrap();
+    assert_eq!(next(&mut config).await.status["ports"], 77);
+}
