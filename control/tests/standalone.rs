@@ -103,3 +103,60 @@ async fn files_feed_the_same_discovery_as_watches() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn sidecars_watch_outbound_targets() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mesh = OBJECTS.replace(
+        "spec: {ports: [{port: 9080}]}",
+        "spec: {clusterIP: 10.96.0.12, ports: [{port: 9080}]}",
+    );
+    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: mesh, namespace: shop}\nspec:\n  parentRefs: [{group: '', kind: Service, name: reviews, port: 9080}]\n  rules: [{matches: [{path: {type: PathPrefix, value: /v2}}], backendRefs: [{name: reviews, port: 9080}]}]\n";
+    std::fs::write(dir.path().join("base.yaml"), mesh)?;
+    std::fs::write(dir.path().join("route.yaml"), route)?;
+    let settings = Settings {
+        discovery_addr: "127.0.0.1:0".parse()?,
+        admin_addr: "127.0.0.1:0".parse()?,
+        lease: None,
+        status_timeout: Duration::from_secs(1),
+        deploy: None,
+        trust_domain: "cluster.local".to_string(),
+    };
+    let source = Source::Files {
+        dir: dir.path().to_path_buf(),
+        interval: Duration::from_millis(50),
+    };
+    let running = start(source, settings, Registry::default()).await?;
+    let addr = running.discovery_addr.to_string();
+
+    let mut view = Box::pin(ferry_api::watch_outbound(
+        addr.clone(),
+        "10.96.0.12:9080",
+        "web",
+    ));
+    let first = tokio::time::timeout(Duration::from_secs(10), view.next())
+        .await?
+        .context("ended")??;
+    let ferry_api::OutboundConfig::Service {
+        service,
+        routes,
+        backends,
+        ..
+    } = first
+    else {
+        panic!("expected a Service: {first:?}");
+    };
+    assert_eq!(service.name, "reviews");
+    assert_eq!(routes.virtual_hosts.len(), 1);
+    assert_eq!(backends[0].1.endpoints.len(), 1);
+
+    let mut other = Box::pin(ferry_api::watch_outbound(addr, "192.0.2.1:80", "web"));
+    let first = tokio::time::timeout(Duration::from_secs(10), other.next())
+        .await?
+        .context("ended")??;
+    assert!(
+        matches!(first, ferry_api::OutboundConfig::Passthrough { .. }),
+        "{first:?}"
+    );
+    Ok(())
+}

@@ -13,6 +13,10 @@ use ferry_core::model::ProxyConfig;
 use futures_util::Stream;
 use tonic::transport::{Channel, Endpoint};
 
+mod outbound;
+
+pub use outbound::{OutboundConfig, watch_outbound};
+
 use crate::convert::ConvertError;
 use crate::pb;
 use crate::pb::discovery_client::DiscoveryClient;
@@ -110,6 +114,18 @@ pub fn endpoint(addr: &str) -> Result<Endpoint, ClientError> {
         })
 }
 
+/// A discovery client connected to `addr`.
+async fn connect(addr: &str) -> Result<DiscoveryClient<Channel>, ClientError> {
+    let channel = endpoint(addr)?
+        .connect()
+        .await
+        .map_err(|source| ClientError::Connect {
+            addr: addr.to_string(),
+            source,
+        })?;
+    Ok(DiscoveryClient::new(channel).max_decoding_message_size(MAX_MESSAGE))
+}
+
 /// Watches Gateway `namespace/name` at `addr` (`host:port` or a URI),
 /// forever.
 pub fn watch_gateway(
@@ -166,15 +182,7 @@ impl State {
     }
 
     async fn connect(&self) -> Result<tonic::Streaming<pb::GatewayUpdate>, ClientError> {
-        let channel: Channel =
-            endpoint(&self.addr)?
-                .connect()
-                .await
-                .map_err(|source| ClientError::Connect {
-                    addr: self.addr.clone(),
-                    source,
-                })?;
-        let mut client = DiscoveryClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
+        let mut client = connect(&self.addr).await?;
         let response = client
             .watch_gateway(self.request.clone())
             .await

@@ -17,5 +17,5 @@ pub mod pb {
     tonic::include_proto!("ferry.discovery.v1");
 }
 
-pub use client::{ClientError, GatewayConfig, watch_gateway};
+pub use client::{ClientError, GatewayConfig, OutboundConfig, watch_gateway, watch_outbound};
 pub use convert::ConvertError;

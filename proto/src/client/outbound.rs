@@ -1,0 +1,157 @@
+//! A sidecar's watch of one outbound target, reconnecting like
+//! [`super::watch_gateway`].
+
+use std::time::Duration;
+
+use ferry_core::model::{Backend, BackendId, BackendProtocol, RouteTable};
+use futures_util::Stream;
+
+use super::{ClientError, MAX_BACKOFF, MIN_BACKOFF, connect};
+use crate::convert::ConvertError;
+use crate::pb;
+
+/// What a call to one target goes through.
+#[derive(Debug)]
+pub enum OutboundConfig {
+    /// Not a mesh Service: forward to the original destination untouched.
+    Passthrough {
+        /// The server's version of the view.
+        version: u64,
+    },
+    /// A mesh Service port.
+    Service {
+        /// The server's version of the view.
+        version: u64,
+        /// The Service port called.
+        service: BackendId,
+        /// Its protocol, from `appProtocol`.
+        protocol_hint: BackendProtocol,
+        /// The routes that apply to this caller; empty when none does
+        /// (the call goes to the Service as Kubernetes routes it).
+        routes: RouteTable,
+        /// Their backends, with each endpoint's expected identity by
+        /// address.
+        backends: Vec<(BackendId, Backend, Vec<Option<String>>)>,
+    },
+}
+
+/// Watches `target` (`IP:port`) as called from `namespace`, forever: an
+/// `Err` item for every failure, then a reconnection with backoff.
+pub fn watch_outbound(
+    addr: impl Into<String>,
+    target: impl Into<String>,
+    namespace: impl Into<String>,
+) -> impl Stream<Item = Result<OutboundConfig, ClientError>> + Send + 'static {
+    let request = pb::OutboundWatch {
+        target: target.into(),
+        source_namespace: namespace.into(),
+    };
+    let state = (addr.into(), request, None, MIN_BACKOFF, None::<Duration>);
+    futures_util::stream::unfold(state, |mut s| async move {
+        let (addr, request, stream, backoff, delay) = &mut s;
+        if let Some(delay) = delay.take() {
+            tokio::time::sleep(delay).await;
+        }
+        let what = format!("outbound {}", request.target);
+        if stream.is_none() {
+            let opened = match connect(addr).await {
+                Ok(mut client) => client
+                    .watch_outbound(request.clone())
+                    .await
+                    .map_err(|status| ClientError::Stream {
+                        what: what.clone(),
+                        addr: addr.clone(),
+                        status: Box::new(status),
+                    }),
+                Err(error) => Err(error),
+            };
+            match opened {
+                Ok(response) => *stream = Some(response.into_inner()),
+                Err(error) => {
+                    *delay = Some(*backoff);
+                    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+                    return Some((Err(error), s));
+                }
+            }
+        }
+        let message = match stream.as_mut() {
+            Some(stream) => stream.message().await,
+            None => Ok(None),
+        };
+        let item = match message {
+            Ok(Some(update)) => {
+                *backoff = MIN_BACKOFF;
+                convert(update).map_err(|source| ClientError::Convert {
+                    what,
+                    version: 0,
+                    source,
+                })
+            }
+            Ok(None) | Err(_) => {
+                let status = message
+                    .err()
+                    .unwrap_or_else(|| tonic::Status::unavailable("the server ended the stream"));
+                *stream = None;
+                *delay = Some(Duration::ZERO);
+                Err(ClientError::Stream {
+                    what,
+                    addr: addr.clone(),
+                    status: Box::new(status),
+                })
+            }
+        };
+        Some((item, s))
+    })
+}
+
+fn convert(update: pb::OutboundUpdate) -> Result<OutboundConfig, ConvertError> {
+    use pb::outbound_update::Target;
+    let version = update.version;
+    let Some(Target::Service(service)) = update.target else {
+        return Ok(OutboundConfig::Passthrough { version });
+    };
+    // Reuse the ProxyConfig conversion for the routes and backends.
+    let identities: Vec<Vec<Option<String>>> = service
+        .backends
+        .iter()
+        .map(|b| b.endpoints.iter().map(|e| e.identity.clone()).collect())
+        .collect();
+    let config = ferry_core::model::ProxyConfig::try_from(pb::ProxyConfig {
+        ports: vec![pb::Port {
+            port: service.service.as_ref().map_or(0, |s| s.port),
+            virtual_hosts: service.virtual_hosts,
+            ..pb::Port::default()
+        }],
+        backends: service.backends,
+    })?;
+    let service_id = service.service.unwrap_or_default();
+    let service_id = BackendId {
+        namespace: service_id.namespace,
+        name: service_id.name,
+        port: u16::try_from(service_id.port).unwrap_or(0),
+    };
+    let protocol_hint = match pb::BackendProtocol::try_from(service.protocol_hint) {
+        Ok(pb::BackendProtocol::H2c) => BackendProtocol::H2c,
+        Ok(pb::BackendProtocol::Websocket) => BackendProtocol::WebSocket,
+        _ => BackendProtocol::Http1,
+    };
+    let routes = config
+        .ports
+        .into_iter()
+        .next()
+        .map(|p| p.routes)
+        .unwrap_or_default();
+    let backends = config
+        .backends
+        .into_iter()
+        .zip(identities)
+        .map(|((id, backend), ids)| (id, backend, ids))
+        .collect();
+    Ok(OutboundConfig::Service {
+        version,
+        service: service_id,
+        protocol_hint,
+        routes,
+        backends,
+    })
+}
