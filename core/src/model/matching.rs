@@ -133,9 +133,11 @@ impl HostPattern {
             Self::Any => true,
             Self::Exact(name) => name.eq_ignore_ascii_case(host),
             Self::Wildcard(suffix) => {
+                // Bytes, not `str` slicing: a non-ASCII host must not panic.
+                let (host, suffix) = (host.as_bytes(), suffix.as_bytes());
                 host.len() > suffix.len() + 1
                     && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
-                    && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+                    && host[host.len() - suffix.len() - 1] == b'.'
             }
         }
     }

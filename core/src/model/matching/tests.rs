@@ -122,6 +122,12 @@ proptest! {
     }
 
     #[test]
+    fn any_host_text_is_matched_without_panicking(host in "\\PC{0,12}", suffix in "[aé.]{1,4}") {
+        let _ = HostPattern::Wildcard(suffix.clone()).matches(&host);
+        let _ = HostPattern::Exact(suffix).matches(&host);
+    }
+
+    #[test]
     fn query_params_match_the_first_occurrence(name in "[a-c]{1,2}", first in "[0-2]", second in "[0-2]") {
         let m = QueryMatch { name: name.clone(), value: ValueMatch::Exact(first.clone()) };
         let query = format!("z=9&{name}={first}&{name}={second}");
@@ -160,6 +166,12 @@ fn repeated_headers_are_joined_with_commas() {
     };
     assert!(m("a,b").matches(&headers));
     assert!(!m("a").matches(&headers));
+}
+
+#[test]
+fn non_ascii_hosts_do_not_panic() {
+    assert!(!HostPattern::Wildcard("bb".to_string()).matches("aaéb"));
+    assert!(HostPattern::Wildcard("b".to_string()).matches("é.b"));
 }
 
 #[test]
