@@ -4,6 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# End-to-end tests (pods as network namespaces, ferry-proxy init's real
+# iptables rules, curl inside the pods): iproute2, iptables, curl; setpriv
+# comes with util-linux.
+NETNS_PACKAGES=(iproute2 iptables curl util-linux)
+missing=()
+for pkg in "${NETNS_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  printf 'setup.sh: installing %s\n' "${missing[*]}" >&2
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 if [ -x tests/cluster/kube.sh ]; then
   tests/cluster/kube.sh
 fi
