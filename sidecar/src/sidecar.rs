@@ -3,12 +3,12 @@
 //!
 //! # What it does today
 //!
-//! * **Outbound** (`127.0.0.1:4140`): every TCP connection the app opens is
+//! * **Outbound** (`127.0.0.1:4140`, and `[::1]:4140` for IPv6): every TCP connection the app opens is
 //!   redirected here; the proxy reads the address the app dialled
 //!   ([`crate::orig_dst`]) and forwards the bytes to it unchanged, from its
 //!   own UID, which the rules let through. This is what the full sidecar
 //!   does for destinations that are not mesh Services.
-//! * **Inbound** (`0.0.0.0:4143`): every TCP connection to the pod (except
+//! * **Inbound** (`0.0.0.0:4143`, and `[::]:4143` for IPv6): every TCP connection to the pod (except
 //!   the excluded ports, the admin port among them) arrives here and is
 //!   forwarded unchanged to `127.0.0.1:<original port>`, the app. This is
 //!   what the inbound side does for plaintext in permissive mode.
@@ -17,6 +17,8 @@
 //!   bytes by direction and original destination), `/config`, and the app's
 //!   own HTTP probes under `/app-probe/<container>/<kind>`
 //!   (`FERRY_APP_PROBES`, see the ferry-injector crate doc).
+//! * IPv6 listeners are bound when the pod has IPv6 (they serve the rules of
+//!   `ferry-proxy init --ipv6`); without it the proxy runs on IPv4 alone.
 //! * `ferry-proxy await` ([`crate::await_ready`]) holds a classic sidecar's
 //!   app until `/ready` answers.
 //!
@@ -45,6 +47,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 
 /// Runs sidecar mode until the process is asked to stop.
@@ -52,14 +55,8 @@ pub async fn run(settings: SidecarSettings) -> anyhow::Result<()> {
     let admin_listener = bind(settings.admin, "admin server").await?;
     let outbound = bind(settings.outbound, "outbound listener").await?;
     let inbound = bind(settings.inbound, "inbound listener").await?;
-    tracing::info!(
-        admin = %settings.admin,
-        outbound = %settings.outbound,
-        inbound = %settings.inbound,
-        app_probes = settings.app_probes.0.len(),
-        "Sidecar listening (opaque passthrough; discovery, routing and mTLS are not built yet)"
-    );
-
+    let outbound_v6 = bind_v6(settings.outbound_v6, "IPv6 outbound listener");
+    let inbound_v6 = bind_v6(settings.inbound_v6, "IPv6 inbound listener");
     let mut registry = Registry::default();
     let metrics = TcpMetrics::register(&mut registry);
     let forwarder = |listener, direction| Forwarder {
@@ -70,12 +67,25 @@ pub async fn run(settings: SidecarSettings) -> anyhow::Result<()> {
     };
     let outbound = forwarder(outbound, Direction::Outbound);
     let inbound = forwarder(inbound, Direction::Inbound);
+    let outbound_v6 = outbound_v6.map(|l| forwarder(l, Direction::Outbound));
+    let inbound_v6 = inbound_v6.map(|l| forwarder(l, Direction::Inbound));
+    tracing::info!(
+        admin = %settings.admin,
+        outbound = %settings.outbound,
+        inbound = %settings.inbound,
+        ipv6 = outbound_v6.is_some() && inbound_v6.is_some(),
+        app_probes = settings.app_probes.0.len(),
+        "Sidecar listening (opaque passthrough; discovery, routing and mTLS are not built yet)"
+    );
+
     let admin = SidecarAdmin::new(Arc::new(settings.clone()), Arc::new(registry));
     admin.set_ready();
 
     tokio::select! {
         () = outbound.serve() => anyhow::bail!("outbound listener stopped"),
         () = inbound.serve() => anyhow::bail!("inbound listener stopped"),
+        () = serve_if_bound(outbound_v6) => anyhow::bail!("IPv6 outbound listener stopped"),
+        () = serve_if_bound(inbound_v6) => anyhow::bail!("IPv6 inbound listener stopped"),
         () = admin.serve(admin_listener) => anyhow::bail!("admin server stopped"),
         signal = shutdown_signal() => {
             signal?;
@@ -89,6 +99,34 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("failed to bind {what} on {addr}"))
+}
+
+/// An IPv6-only listener on `addr`, or `None` (logged) when the pod has no
+/// IPv6. IPv6-only, so `[::]:4143` does not collide with `0.0.0.0:4143`.
+fn bind_v6(addr: SocketAddr, what: &str) -> Option<TcpListener> {
+    let bound = (|| {
+        let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_only_v6(true)?;
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        TcpListener::from_std(socket.into())
+    })();
+    match bound {
+        Ok(listener) => Some(listener),
+        Err(error) => {
+            tracing::info!(listener = what, %addr, %error, "Not listening on IPv6");
+            None
+        }
+    }
+}
+
+async fn serve_if_bound(forwarder: Option<Forwarder>) {
+    match forwarder {
+        Some(forwarder) => forwarder.serve().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C.

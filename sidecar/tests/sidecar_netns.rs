@@ -12,7 +12,8 @@
 //! peer); the proxy's own UID is not redirected (no loop, and a connection
 //! made as UID 2102 is not counted); excluded ports bypass both sidecars; the
 //! admin port is reachable from outside; app probes are served on it; rules
-//! are idempotent; the namespaces are gone afterwards.
+//! are idempotent; the namespaces are gone afterwards. A second test does
+//! the same over IPv6 (`init --ipv6`, ULA addresses inside the namespaces).
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{Ipv4Addr, TcpListener};
@@ -37,7 +38,9 @@ fn app_server() -> Result<()> {
     };
     let mut threads = Vec::new();
     for port in ports.split(',') {
-        let listener = TcpListener::bind(format!("0.0.0.0:{port}"))?;
+        // Dual-stack where the pod has IPv6.
+        let listener = TcpListener::bind(format!("[::]:{port}"))
+            .or_else(|_| TcpListener::bind(format!("0.0.0.0:{port}")))?;
         threads.push(std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
                 let _ = answer(conn);
@@ -63,7 +66,7 @@ fn answer(mut conn: std::net::TcpStream) -> Result<()> {
         ("500 Internal Server Error", "failing\n".to_string())
     } else {
         let port = conn.local_addr()?.port();
-        let peer = conn.peer_addr()?.ip();
+        let peer = conn.peer_addr()?.ip().to_canonical();
         ("200 OK", format!("app port={port} peer={peer}\n"))
     };
     write!(
@@ -81,7 +84,7 @@ fn curl(pod: &Pod, uid: Option<u32>, url: &str) -> Result<(u16, String)> {
         None => pod.command("curl"),
     };
     let out = command
-        .args(["-s", "-m", "5", "-w", "\n%{http_code}", url])
+        .args(["-s", "-g", "-m", "5", "-w", "\n%{http_code}", url])
         .output()
         .context("failed to run curl")?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -113,8 +116,8 @@ fn counter(pod: &Pod, name: &str, labels: &[&str]) -> Result<u64> {
         .sum())
 }
 
-fn init(pod: &Pod) -> Result<String> {
-    let out = pod.run(&[
+fn init(pod: &Pod, extra: &[&str]) -> Result<String> {
+    let mut args = vec![
         PROXY,
         "init",
         "--inbound-port",
@@ -127,7 +130,9 @@ fn init(pod: &Pod) -> Result<String> {
         "4191,7001",
         "--exclude-outbound-ports",
         "7001",
-    ])?;
+    ];
+    args.extend(extra);
+    let out = pod.run(&args)?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
@@ -162,13 +167,13 @@ fn sidecars_intercept_and_forward_between_pods() -> Result<()> {
     wait_for(&server, "http://127.0.0.1:7000/")?;
 
     // Real iptables, twice: the second run rebuilds the same rules.
-    let printed = init(&client)?;
+    let printed = init(&client, &[])?;
     assert!(
         printed.contains("-A OUTPUT -p tcp -j FERRY_OUTBOUND\n"),
         "{printed}"
     );
-    init(&client)?;
-    init(&server)?;
+    init(&client, &[])?;
+    init(&server, &[])?;
     let saved = client.run(&["iptables-save", "-t", "nat"])?;
     let saved = String::from_utf8_lossy(&saved.stdout);
     for jump in [
@@ -247,6 +252,7 @@ fn sidecars_intercept_and_forward_between_pods() -> Result<()> {
     let gone = client
         .command(PROXY)
         .args(["await", "--admin-port", "4999", "--timeout", "500ms"])
+        .env("RUST_BACKTRACE", "0")
         .status()?;
     assert!(!gone.success());
 
@@ -256,6 +262,53 @@ fn sidecars_intercept_and_forward_between_pods() -> Result<()> {
         .filter(|n| names.contains(n))
         .collect();
     assert!(left.is_empty(), "namespaces outlived the test: {left:?}");
+    Ok(())
+}
+
+/// The same path over IPv6 (`init --ipv6`, the sidecar's IPv6 listeners,
+/// IP6T_SO_ORIGINAL_DST), with ULA addresses inside the test's namespaces.
+#[test]
+fn ipv6_is_intercepted_with_init_ipv6() -> Result<()> {
+    if let Some(reason) = unavailable() {
+        eprintln!("skipped: {reason}");
+        return Ok(());
+    }
+    let client = Pod::new("client6")?;
+    let server = Pod::new("server6")?;
+    link(&client, CLIENT, &server, SERVER, 24)?;
+    for (pod, addr) in [(&client, "fd00:200::1/64"), (&server, "fd00:200::2/64")] {
+        pod.run(&["ip", "-6", "addr", "add", addr, "dev", "eth0", "nodad"])?;
+    }
+    let mut app = server.command(std::env::current_exe()?.to_str().context("exe path")?);
+    app.args(["--exact", "app_server", "--nocapture"])
+        .env(APP_ENV, "7000");
+    server.spawn(app)?;
+    wait_for(&server, "http://[::1]:7000/")?;
+    let printed = init(&client, &["--ipv6"])?;
+    assert!(printed.contains("# ip6tables rules\n"), "{printed}");
+    init(&server, &["--ipv6"])?;
+    let saved = client.run(&["ip6tables-save", "-t", "nat"])?;
+    let saved = String::from_utf8_lossy(&saved.stdout);
+    assert!(
+        saved.contains("-A OUTPUT -p tcp -j FERRY_OUTBOUND\n"),
+        "{saved}"
+    );
+    start_sidecar(&client, "{}")?;
+    start_sidecar(&server, "{}")?;
+
+    let (code, body) = curl(&client, None, "http://[fd00:200::2]:7000/")?;
+    assert_eq!((code, body.as_str()), (200, "app port=7000 peer=::1\n"));
+    let target = "target_addr=\"[fd00:200::2]:7000\"";
+    let outbound = ["direction=\"Outbound\"", target];
+    let inbound = ["direction=\"Inbound\"", target];
+    assert_eq!(counter(&client, "tcp_open_total", &outbound)?, 1);
+    assert_eq!(counter(&server, "tcp_open_total", &inbound)?, 1);
+    // IPv4 still works beside it.
+    let (code, body) = curl(&client, None, "http://10.200.0.2:7000/")?;
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "app port=7000 peer=127.0.0.1\n")
+    );
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! (a function of a map, so tests need no environment mutation).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use super::probes::AppProbes;
@@ -20,6 +20,11 @@ pub struct SidecarSettings {
     /// Where redirected outbound connections arrive (`127.0.0.1:4140`:
     /// `REDIRECT` in `OUTPUT` sends local traffic to the loopback address).
     pub outbound: SocketAddr,
+    /// The IPv6 inbound listener (`[::]:4143`, IPv6 only), for
+    /// `init --ipv6`; skipped when the pod has no IPv6.
+    pub inbound_v6: SocketAddr,
+    /// The IPv6 outbound listener (`[::1]:4140`).
+    pub outbound_v6: SocketAddr,
     /// The admin server (`/live`, `/ready`, `/metrics`, `/config`,
     /// `/app-probe/…`).
     pub admin: SocketAddr,
@@ -89,6 +94,8 @@ impl SidecarSettings {
         Ok(Self {
             inbound: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), inbound_port),
             outbound: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), outbound_port),
+            inbound_v6: SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), inbound_port),
+            outbound_v6: SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), outbound_port),
             admin,
             app_probes,
             connect_timeout: Duration::from_secs(5),
