@@ -30,7 +30,10 @@
 //! identity and discovery variables of the injector's contract
 //! (`FERRY_DISCOVERY_ADDR`, `FERRY_IDENTITY_TOKEN`, `FERRY_TRUST_ANCHORS`,
 //! …) are accepted and not used. Until then every connection is opaque
-//! passthrough, which is correct, if unmeshed, behaviour.
+//! passthrough, which is correct, if unmeshed, behaviour. The app sees
+//! inbound connections coming from 127.0.0.1 (the client's address is not
+//! preserved), and `FERRY_OPAQUE_PORTS` has no effect since nothing is
+//! detected yet.
 
 mod admin;
 mod forward;
