@@ -17,12 +17,16 @@
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{Ipv4Addr, TcpListener};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use ferry_netns::{Pod, link, namespaces, unavailable};
 
 const APP_ENV: &str = "FERRY_SIDECAR_E2E_APP";
+/// `FERRY_LOG` for the sidecars, e.g. `ferry_proxy=debug` to see every
+/// forwarded connection with its original destination.
+const LOG_ENV: &str = "FERRY_TEST_PROXY_LOG";
 const PROXY: &str = env!("CARGO_BIN_EXE_ferry-proxy");
 const PROXY_UID: u32 = 2102;
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
@@ -144,7 +148,11 @@ fn start_sidecar(pod: &Pod, app_probes: &str) -> Result<()> {
         .env("FERRY_INBOUND_PORT", "4143")
         .env("FERRY_OUTBOUND_PORT", "4140")
         .env("FERRY_APP_PROBES", app_probes)
-        .env("FERRY_LOG", "ferry_proxy=debug");
+        // Quiet unless asked: the metrics carry the proof.
+        .env(
+            "FERRY_LOG",
+            std::env::var(LOG_ENV).unwrap_or_else(|_| "warn".into()),
+        );
     pod.spawn(sidecar)?;
     wait_for(pod, "http://127.0.0.1:4191/ready")
 }
@@ -163,6 +171,7 @@ fn sidecars_intercept_and_forward_between_pods() -> Result<()> {
     let mut app = server.command(std::env::current_exe()?.to_str().context("exe path")?);
     app.args(["--exact", "app_server", "--nocapture"])
         .env(APP_ENV, "7000,7001");
+    app.stdout(Stdio::null());
     server.spawn(app)?;
     wait_for(&server, "http://127.0.0.1:7000/")?;
 
@@ -253,8 +262,10 @@ fn sidecars_intercept_and_forward_between_pods() -> Result<()> {
         .command(PROXY)
         .args(["await", "--admin-port", "4999", "--timeout", "500ms"])
         .env("RUST_BACKTRACE", "0")
-        .status()?;
-    assert!(!gone.success());
+        .output()?;
+    assert!(!gone.status.success());
+    let stderr = String::from_utf8_lossy(&gone.stderr);
+    assert!(stderr.contains("failed to see the proxy ready"), "{stderr}");
 
     drop((client, server));
     let left: Vec<_> = namespaces()
@@ -282,6 +293,7 @@ fn ipv6_is_intercepted_with_init_ipv6() -> Result<()> {
     let mut app = server.command(std::env::current_exe()?.to_str().context("exe path")?);
     app.args(["--exact", "app_server", "--nocapture"])
         .env(APP_ENV, "7000");
+    app.stdout(Stdio::null());
     server.spawn(app)?;
     wait_for(&server, "http://[::1]:7000/")?;
     let printed = init(&client, &["--ipv6"])?;
