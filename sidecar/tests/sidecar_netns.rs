@@ -175,7 +175,13 @@ fn sidecars_intercept_and_forward_between_pods() -> Result<()> {
     server.spawn(app)?;
     wait_for(&server, "http://127.0.0.1:7000/")?;
 
-    // Real iptables, twice: the second run rebuilds the same rules.
+    // Real iptables, twice: the second run rebuilds the same rules, and
+    // rules of others in the nat table (a CNI's, say) stay.
+    let foreign = "-A OUTPUT -p udp -m udp --dport 53 -j CNI_DNS";
+    client.run(&["iptables", "-t", "nat", "-N", "CNI_DNS"])?;
+    client.run(&[
+        "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "udp", "--dport", "53", "-j", "CNI_DNS",
+    ])?;
     let printed = init(&client, &[])?;
     assert!(
         printed.contains("-A OUTPUT -p tcp -j FERRY_OUTBOUND\n"),
@@ -192,6 +198,11 @@ fn sidecars_intercept_and_forward_between_pods() -> Result<()> {
         assert_eq!(saved.lines().filter(|l| *l == jump).count(), 1, "{saved}");
     }
     assert_eq!(saved.matches("--to-ports 4140").count(), 1, "{saved}");
+    assert_eq!(
+        saved.lines().filter(|l| *l == foreign).count(),
+        1,
+        "{saved}"
+    );
 
     start_sidecar(&client, "{}")?;
     let probes = r#"{
