@@ -281,6 +281,17 @@ impl ClusterIndex {
             &GatewaySelector::One(gateway.clone()),
         ))
     }
+
+    /// [`ClusterIndex::gateway_config`] and [`ClusterIndex::status`] from
+    /// one compilation.
+    pub fn gateway_config_with_status(&self, gateway: &NsName) -> (Option<ProxyConfig>, Status) {
+        let selector = GatewaySelector::One(gateway.clone());
+        let (config, status) = compile_with_status(&self.objects, &selector);
+        let ours = self.objects.gateway(gateway).is_some_and(|gw| {
+            ferry_core::attach::is_ferry_class(&self.objects, &gw.spec.gateway_class_name)
+        });
+        (ours.then_some(config), status)
+    }
 }
 
 #[cfg(test)]

@@ -77,11 +77,22 @@ impl Pipeline {
     }
 
     /// Computes and publishes the outputs; status only when `changed`.
+    /// Views go first, so proxies do not wait for status; a Gateway's view
+    /// and the status come from one compilation.
     pub fn publish(&self, outputs: &Outputs, changed: bool) {
+        let mut fresh: Option<Status> = None;
+        for gateway in outputs.views.subscribed_gateways() {
+            let (view, status) = gateway_view(&self.index, &gateway);
+            outputs.views.publish_gateway(&gateway, view);
+            fresh.get_or_insert(status);
+        }
+        for target in outputs.views.subscribed_outbound() {
+            let view = self.index.outbound(&target, &self.trust_domain);
+            outputs.views.publish_outbound(&target, view);
+        }
         if changed || outputs.status.borrow().is_none() {
-            outputs
-                .status
-                .send_replace(Some(Arc::new(self.index.status())));
+            let status = fresh.unwrap_or_else(|| self.index.status());
+            outputs.status.send_replace(Some(Arc::new(status)));
         }
         if let Some(settings) = &self.deploy {
             let plan = deployer::plan(self.index.objects(), settings);
@@ -96,33 +107,20 @@ impl Pipeline {
         outputs
             .synced
             .send_if_modified(|synced| !std::mem::replace(synced, true));
-        let status = outputs.status.borrow().clone();
-        for gateway in outputs.views.subscribed_gateways() {
-            let view = gateway_view(&self.index, status.as_deref(), &gateway);
-            outputs.views.publish_gateway(&gateway, view);
-        }
-        for target in outputs.views.subscribed_outbound() {
-            let view = self.index.outbound(&target, &self.trust_domain);
-            outputs.views.publish_outbound(&target, view);
-        }
     }
 }
 
-/// The view of one Gateway's proxies.
-pub fn gateway_view(
-    index: &ClusterIndex,
-    status: Option<&Status>,
-    gateway: &NsName,
-) -> GatewayView {
-    let config = index
-        .gateway_config(gateway)
-        .map(|c| Arc::new(ferry_api::pb::ProxyConfig::from(&c)));
+/// The view of one Gateway's proxies, and the status computed on the way.
+pub fn gateway_view(index: &ClusterIndex, gateway: &NsName) -> (GatewayView, Status) {
+    let (config, status) = index.gateway_config_with_status(gateway);
+    let config = config.map(|c| Arc::new(ferry_api::pb::ProxyConfig::from(&c)));
     let status_json = status
-        .and_then(|s| s.gateway(gateway))
+        .gateway(gateway)
         .and_then(|s| serde_json::to_string(s).ok())
         .unwrap_or_default();
-    GatewayView {
+    let view = GatewayView {
         config,
         status_json,
-    }
+    };
+    (view, status)
 }

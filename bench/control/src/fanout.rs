@@ -47,6 +47,10 @@ pub(crate) async fn run(args: &Args, size: Size, index: ClusterIndex) -> Result<
     let (seen_tx, mut seen) = mpsc::unbounded_channel::<Seen>();
     let started = Instant::now();
     let mut opened = 0;
+    let mut versions = vec![0u64; args.streams];
+    let mut bytes = 0;
+    // One connection's worth of streams at a time: each gets the full view
+    // before the next wave opens, which bounds the memory of the first sync.
     while opened < args.streams {
         let channel = ferry_api::client::endpoint(&addr.to_string())?
             .connect()
@@ -54,13 +58,16 @@ pub(crate) async fn run(args: &Args, size: Size, index: ClusterIndex) -> Result<
             .context("failed to connect to discovery")?;
         for _ in 0..args.per_connection.min(args.streams - opened) {
             let client = DiscoveryClient::new(channel.clone()).max_decoding_message_size(1 << 30);
-            tokio::spawn(watch(client, opened, seen_tx.clone()));
+            let seen = seen_tx.clone();
+            tokio::spawn(async move {
+                if let Err(error) = watch(client, opened, seen).await {
+                    eprintln!("stream {opened}: {error:#}");
+                }
+            });
             opened += 1;
         }
+        wait_all(&mut seen, &mut versions[..opened], 0, &mut bytes).await?;
     }
-    let mut versions = vec![0u64; args.streams];
-    let mut bytes = 0;
-    wait_all(&mut seen, &mut versions, 0, &mut bytes).await?;
     let (rss, peak) = super::memory();
     println!(
         "{} streams connected, full view received by all: {:.1} ms ({:.1} MiB sent), rss {rss:.1} MiB, peak {peak:.1} MiB",

@@ -93,16 +93,13 @@ async fn main() -> Result<()> {
     }
     report("index: apply every object", first);
     let started = Instant::now();
-    let status = index.status();
-    report("status: every GatewayClass, Gateway, route", started);
-    let started = Instant::now();
     let gateway = NsName::new(objects::GATEWAY_NS, objects::GATEWAY);
-    let view = gateway_view(&index, Some(&status), &gateway);
+    let (view, status) = gateway_view(&index, &gateway);
+    report("compile: gateway view + every status", started);
     let encoded = view
         .config
         .as_deref()
         .map_or(0, prost::Message::encoded_len);
-    report("gateway view: compile + wire messages", started);
     report("first full snapshot (total)", first);
     let routes = view.config.as_ref().map_or(0, |c| {
         c.ports.iter().map(|p| p.virtual_hosts.len()).sum::<usize>()
