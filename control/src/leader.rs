@@ -198,3 +198,41 @@ impl Elector {
         }
     }
 }
+
+/// Gives the Lease up if `config.identity` holds it, so another replica
+/// takes over at its next round instead of waiting for expiry. Call it
+/// after this replica's writers have stopped.
+pub async fn release(client: Client, config: &LeaseConfig) -> Result<(), LeaseError> {
+    let api: Api<Lease> = Api::namespaced(client, &config.namespace);
+    let write_error = |source| LeaseError::Write {
+        namespace: config.namespace.clone(),
+        name: config.name.clone(),
+        source: Box::new(source),
+    };
+    let Some(mut lease) = api
+        .get_opt(&config.name)
+        .await
+        .map_err(|source| LeaseError::Read {
+            namespace: config.namespace.clone(),
+            name: config.name.clone(),
+            source: Box::new(source),
+        })?
+    else {
+        return Ok(());
+    };
+    let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+    if spec.holder_identity.as_deref() != Some(config.identity.as_str()) {
+        return Ok(());
+    }
+    spec.holder_identity = None;
+    spec.acquire_time = None;
+    spec.renew_time = None;
+    match api
+        .replace(&config.name, &PostParams::default(), &lease)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.is_conflict() => Ok(()),
+        Err(source) => Err(write_error(source)),
+    }
+}

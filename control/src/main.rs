@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use ferry_control::deployer::render::DeploySettings;
-use ferry_control::leader::LeaseConfig;
+use ferry_control::leader::{LeaseConfig, release};
 use ferry_control::run::{Settings, Source, start};
 use prometheus_client::registry::Registry;
 
@@ -65,6 +65,20 @@ struct Cli {
     /// Time limit of one status write.
     #[arg(long, env = "FERRY_STATUS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     status_timeout: Duration,
+}
+
+/// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => drop(term.recv().await),
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
 }
 
 /// `1500ms`, `15s`, `2m`, or plain seconds.
@@ -126,6 +140,11 @@ async fn main() -> Result<()> {
             discovery: cli.proxy_discovery.clone(),
         }),
     };
+    let client = match &source {
+        Source::Cluster(client) => Some(client.clone()),
+        Source::Files { .. } => None,
+    };
+    let lease = settings.lease.clone();
     let mut running = start(source, settings, Registry::default()).await?;
     tracing::info!(
         discovery = %running.discovery_addr,
@@ -133,10 +152,17 @@ async fn main() -> Result<()> {
         "Started"
     );
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("Shutting down"),
+        _ = shutdown_signal() => tracing::info!("Shutting down"),
         ended = running.tasks.join_next() => {
             anyhow::bail!("a task ended unexpectedly: {ended:?}");
         }
+    }
+    // Stop writing, then hand the Lease over at once.
+    running.tasks.shutdown().await;
+    if let (Some(client), Some(lease)) = (client, lease)
+        && let Err(error) = release(client, &lease).await
+    {
+        tracing::warn!(%error, "Failed to release the Lease");
     }
     Ok(())
 }

@@ -34,6 +34,27 @@ async fn writes(admin: std::net::SocketAddr) -> Result<usize> {
 }
 
 #[tokio::test]
+async fn a_released_lease_is_taken_over_at_once() -> Result<()> {
+    let cluster = Cluster::start().await?;
+    let ns = cluster.namespace();
+    let long = |identity| LeaseConfig {
+        lease_duration: Duration::from_secs(60),
+        ..lease(ns, identity)
+    };
+    let mut first = start_control(&cluster, Some(long("first"))).await?;
+    tokio::time::timeout(Duration::from_secs(10), first.leader.wait_for(|l| *l)).await??;
+    let mut second = start_control(&cluster, Some(long("second"))).await?;
+    tokio::time::sleep(2 * RENEW).await;
+    assert!(!*second.leader.borrow());
+
+    first.tasks.shutdown().await;
+    ferry_control::leader::release(cluster.client(), &long("first")).await?;
+    // Well before the 60 s lease would expire.
+    tokio::time::timeout(Duration::from_secs(5), second.leader.wait_for(|l| *l)).await??;
+    Ok(())
+}
+
+#[tokio::test]
 async fn only_the_leader_writes_and_the_other_takes_over() -> Result<()> {
     let cluster = Cluster::start().await?;
     let client = cluster.client();
