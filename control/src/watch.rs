@@ -135,6 +135,7 @@ async fn run<K, F>(
 {
     let mut events = watcher(api, config).default_backoff().boxed();
     let mut listed = Vec::new();
+    let mut listed_once = false;
     while let Some(event) = events.next().await {
         let change = match event {
             Ok(Event::Apply(object)) => to_item(object).map(Change::Apply),
@@ -153,9 +154,20 @@ async fn run<K, F>(
             Err(error) => {
                 metrics.watch_error(resource);
                 tracing::warn!(%error, %resource, "Watch failed; retrying with backoff");
-                None
+                // A resource the server does not serve (a CRD not
+                // installed) or that we may not list is empty until it is:
+                // the rest of the index must not wait for it.
+                let absent = matches!(
+                    &error,
+                    watcher::Error::InitialListFailed(kube::Error::Api(s))
+                        if s.is_not_found() || s.is_forbidden() || matches!(s.code, 403 | 404)
+                );
+                (absent && !listed_once).then(|| Change::Relist(resource, Vec::new()))
             }
         };
+        if matches!(change, Some(Change::Relist(..))) {
+            listed_once = true;
+        }
         if let Some(change) = change
             && tx.send((Instant::now(), change)).await.is_err()
         {

@@ -6,4 +6,5 @@ mod support;
 mod deployer;
 mod discovery;
 mod leader;
+mod readiness;
 mod status;
