@@ -85,15 +85,17 @@ impl Discovery for DiscoveryService {
         // The version this subscriber last received: a delta from it, or
         // the full view when it missed one.
         let mut last: Option<u64> = None;
-        let updates = WatchStream::new(rx).filter_map(move |view| {
-            let _guard = &guard;
-            let update = view.map(|view| {
-                let update = gateway_update(&view, last);
-                last = Some(view.version);
-                Ok(update)
-            });
-            std::future::ready(update)
-        });
+        let updates = WatchStream::new(rx)
+            .filter_map(move |view| {
+                let _guard = &guard;
+                let updates = view.map(|view| {
+                    let updates = gateway_updates(&view, last);
+                    last = Some(view.version);
+                    futures_util::stream::iter(updates.into_iter().map(Ok))
+                });
+                std::future::ready(updates)
+            })
+            .flatten();
         Ok(Response::new(Box::pin(updates)))
     }
 
@@ -133,23 +135,43 @@ impl Discovery for DiscoveryService {
     }
 }
 
-/// The message that brings a subscriber at version `last` to `view`.
-fn gateway_update(view: &Versioned<GatewayView>, last: Option<u64>) -> pb::GatewayUpdate {
+/// Most virtual hosts and backends in one message of a full view: a
+/// Gateway with many routes is sent in parts of a few hundred KiB, so
+/// neither side keeps a buffer as large as the whole view per stream.
+const MAX_ITEMS_PER_MESSAGE: usize = 500;
+
+/// The messages that bring a subscriber at version `last` to `view`: a
+/// delta when it has the previous version, else the full view in parts.
+fn gateway_updates(view: &Versioned<GatewayView>, last: Option<u64>) -> Vec<pb::GatewayUpdate> {
     use pb::gateway_update::View;
-    let (update, base_version) = match (&view.delta, last) {
-        (Some((base, delta)), Some(last)) if *base == last => {
-            (View::Delta((**delta).clone()), *base)
-        }
-        _ => match &view.value.config {
-            Some(config) => (View::Full((**config).clone()), 0),
-            None => (View::Absent(pb::Empty {}), 0),
-        },
-    };
-    pb::GatewayUpdate {
+    let message = |update, base_version, partial| pb::GatewayUpdate {
         version: view.version,
         view: Some(update),
-        status_json: view.value.status_json.clone(),
+        status_json: if partial {
+            String::new()
+        } else {
+            view.value.status_json.clone()
+        },
         base_version,
+        partial,
+    };
+    match (&view.delta, last, &view.value.config) {
+        (Some((base, delta)), Some(last), _) if *base == last => {
+            vec![message(View::Delta((**delta).clone()), *base, false)]
+        }
+        (_, _, None) => vec![message(View::Absent(pb::Empty {}), 0, false)],
+        (_, _, Some(config)) => {
+            let (first, parts) = ferry_api::delta::split(config, MAX_ITEMS_PER_MESSAGE);
+            let count = parts.len();
+            std::iter::once(message(View::Full(first), 0, count > 0))
+                .chain(
+                    parts
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, part)| message(View::Delta(part), view.version, i + 1 < count)),
+                )
+                .collect()
+        }
     }
 }
 
@@ -203,7 +225,7 @@ mod tests {
         assert!(views.publish_gateway(&id, view(&[80, 443])));
         let second = rx.borrow().clone().unwrap();
 
-        let update = gateway_update(&second, Some(first.version));
+        let update = gateway_updates(&second, Some(first.version)).remove(0);
         assert_eq!(update.base_version, first.version);
         let Some(View::Delta(delta)) = update.view else {
             panic!("expected a delta: {update:?}");
@@ -211,7 +233,7 @@ mod tests {
         assert_eq!(delta.ports.len(), 1);
         assert_eq!(delta.ports[0].port, 443);
         for last in [None, Some(first.version - 1)] {
-            let update = gateway_update(&second, last);
+            let update = gateway_updates(&second, last).remove(0);
             assert!(matches!(update.view, Some(View::Full(_))), "{update:?}");
         }
         views.publish_gateway(
@@ -222,7 +244,7 @@ mod tests {
             },
         );
         let gone = rx.borrow().clone().unwrap();
-        let update = gateway_update(&gone, Some(second.version));
+        let update = gateway_updates(&gone, Some(second.version)).remove(0);
         assert!(matches!(update.view, Some(View::Absent(_))));
     }
 }

@@ -160,3 +160,44 @@ async fn sidecars_watch_outbound_targets() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn large_views_arrive_whole() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("base.yaml"), OBJECTS)?;
+    let routes: String = (0..1200)
+        .map(|i| route(&format!("r{i}"), &format!("r{i}.example.com")) + "---\n")
+        .collect();
+    std::fs::write(dir.path().join("routes.yaml"), routes)?;
+    let settings = Settings {
+        discovery_addr: "127.0.0.1:0".parse()?,
+        admin_addr: "127.0.0.1:0".parse()?,
+        lease: None,
+        status_timeout: Duration::from_secs(1),
+        deploy: None,
+        trust_domain: "cluster.local".to_string(),
+    };
+    let source = Source::Files {
+        dir: dir.path().to_path_buf(),
+        interval: Duration::from_millis(50),
+    };
+    let running = start(source, settings, Registry::default()).await?;
+    let mut view = Box::pin(watch_gateway(
+        running.discovery_addr.to_string(),
+        "shop",
+        "web",
+    ));
+    let first = tokio::time::timeout(Duration::from_secs(30), view.next())
+        .await?
+        .context("ended")??;
+    for i in [0, 599, 1199] {
+        assert!(serves(&first, &format!("r{i}.example.com")), "r{i}");
+    }
+    let hosts = first.config.as_ref().unwrap().ports[0]
+        .routes
+        .virtual_hosts
+        .len();
+    assert!(hosts >= 1200, "{hosts}");
+    assert!(first.status_json.contains("Accepted"));
+    Ok(())
+}

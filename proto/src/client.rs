@@ -161,23 +161,38 @@ impl State {
         if let Some(delay) = self.delay.take() {
             tokio::time::sleep(delay).await;
         }
-        let stream = match &mut self.stream {
-            Some(stream) => stream,
-            None => match self.connect().await {
-                Ok(stream) => self.stream.insert(stream),
+        if self.stream.is_none() {
+            match self.connect().await {
+                Ok(stream) => self.stream = Some(stream),
                 Err(error) => return Err(self.failed(error)),
-            },
-        };
-        match stream.message().await {
-            Ok(Some(update)) => {
-                self.backoff = MIN_BACKOFF;
-                self.apply(update)
             }
-            Ok(None) => {
-                let status = tonic::Status::unavailable("the server ended the stream");
-                Err(self.broken(status))
+        }
+        loop {
+            let message = match self.stream.as_mut() {
+                Some(stream) => stream.message().await,
+                None => Ok(None),
+            };
+            match message {
+                // Parts of a large view: apply them all, then yield.
+                Ok(Some(update)) if update.partial => {
+                    self.apply(update, false)?;
+                }
+                Ok(Some(update)) => {
+                    self.backoff = MIN_BACKOFF;
+                    return self
+                        .apply(update, true)?
+                        .ok_or_else(|| ClientError::Stream {
+                            what: self.what(),
+                            addr: self.addr.clone(),
+                            status: Box::new(tonic::Status::internal("no view")),
+                        });
+                }
+                Ok(None) => {
+                    let status = tonic::Status::unavailable("the server ended the stream");
+                    return Err(self.broken(status));
+                }
+                Err(status) => return Err(self.broken(status)),
             }
-            Err(status) => Err(self.broken(status)),
         }
     }
 
@@ -195,7 +210,12 @@ impl State {
     }
 
     /// Applies a full view or a delta to the current view.
-    fn apply(&mut self, update: pb::GatewayUpdate) -> Result<GatewayConfig, ClientError> {
+    /// With `complete`, also converts the view into the model.
+    fn apply(
+        &mut self,
+        update: pb::GatewayUpdate,
+        complete: bool,
+    ) -> Result<Option<GatewayConfig>, ClientError> {
         use pb::gateway_update::View;
         let version = update.version;
         match update.view {
@@ -216,6 +236,9 @@ impl State {
             },
             Some(View::Absent(_)) | None => self.view = None,
         }
+        if !complete {
+            return Ok(None);
+        }
         let config = self
             .view
             .as_ref()
@@ -226,11 +249,11 @@ impl State {
                 version,
                 source,
             })?;
-        Ok(GatewayConfig {
+        Ok(Some(GatewayConfig {
             version,
             config,
             status_json: update.status_json,
-        })
+        }))
     }
 
     /// The stream broke: reconnect at once the first time.

@@ -124,6 +124,70 @@ pub fn diff(old: &pb::ProxyConfig, new: &pb::ProxyConfig) -> pb::GatewayDelta {
     delta
 }
 
+/// Splits a full view into a first part and deltas that each carry at most
+/// `max` virtual hosts and backends, so no message of a large view is
+/// large. Applying the deltas in order to the first part gives `full`.
+pub fn split(full: &pb::ProxyConfig, max: usize) -> (pb::ProxyConfig, Vec<pb::GatewayDelta>) {
+    let max = max.max(1);
+    let items = full.backends.len()
+        + full
+            .ports
+            .iter()
+            .map(|p| p.virtual_hosts.len())
+            .sum::<usize>();
+    if items <= max {
+        return (full.clone(), Vec::new());
+    }
+    let first = pb::ProxyConfig {
+        ports: full
+            .ports
+            .iter()
+            .map(|p| pb::Port {
+                port: p.port,
+                protocol: p.protocol,
+                certificates: p.certificates.clone(),
+                virtual_hosts: Vec::new(),
+            })
+            .collect(),
+        backends: Vec::new(),
+    };
+    let mut parts = Vec::new();
+    let mut part = pb::GatewayDelta::default();
+    let mut count = 0;
+    for port in &full.ports {
+        for vhost in &port.virtual_hosts {
+            if count == max {
+                parts.push(std::mem::take(&mut part));
+                count = 0;
+            }
+            if part.ports.last().is_none_or(|p| p.port != port.port) {
+                part.ports.push(pb::PortDelta {
+                    port: port.port,
+                    protocol: port.protocol,
+                    certificates: port.certificates.clone(),
+                    ..pb::PortDelta::default()
+                });
+            }
+            if let Some(last) = part.ports.last_mut() {
+                last.virtual_hosts.push(vhost.clone());
+            }
+            count += 1;
+        }
+    }
+    for backend in &full.backends {
+        if count == max {
+            parts.push(std::mem::take(&mut part));
+            count = 0;
+        }
+        part.backends.push(backend.clone());
+        count += 1;
+    }
+    if count > 0 {
+        parts.push(part);
+    }
+    (first, parts)
+}
+
 /// Applies `delta` to `config`.
 pub fn apply(config: &mut pb::ProxyConfig, delta: pb::GatewayDelta) -> Result<(), DeltaError> {
     config

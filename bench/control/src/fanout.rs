@@ -120,14 +120,20 @@ async fn watch(
         name: GATEWAY.to_string(),
     };
     let mut stream = client.watch_gateway(request).await?.into_inner();
+    // A large full view comes in parts; it is received with its last part.
+    let mut size = 0;
     while let Some(update) = stream.message().await? {
-        let size = prost::Message::encoded_len(&update);
+        size += prost::Message::encoded_len(&update);
+        if update.partial {
+            continue;
+        }
         if seen
             .send((id, update.version, Instant::now(), size))
             .is_err()
         {
             break;
         }
+        size = 0;
     }
     Ok(())
 }

@@ -122,3 +122,33 @@ fn additions_and_removals_keep_the_specificity_order() {
     assert_eq!(applied, new);
     assert!(diff(&new, &new).ports.is_empty());
 }
+
+#[test]
+fn split_views_reassemble_to_the_whole() {
+    let hosts: Vec<pb::VirtualHost> = (0..25)
+        .map(|i| vhost(&format!("h{i:02}.example.com"), "r"))
+        .chain([vhost("*.example.com", "w"), vhost("*", "any")])
+        .collect();
+    let backends: Vec<pb::Backend> = (0..7)
+        .map(|i| backend(&format!("b{i}"), "10.0.0.1"))
+        .collect();
+    let full = config(vec![(80, hosts.clone()), (81, hosts)], backends);
+    let (first, parts) = split(&full, 10);
+    assert_eq!(parts.len(), 7, "61 items in parts of 10");
+    assert!(first.ports.iter().all(|p| p.virtual_hosts.is_empty()));
+    let mut view = first;
+    for part in parts {
+        assert!(
+            part.ports
+                .iter()
+                .map(|p| p.virtual_hosts.len())
+                .sum::<usize>()
+                + part.backends.len()
+                <= 10
+        );
+        apply(&mut view, part).unwrap();
+    }
+    assert_eq!(view, full);
+    let (whole, none) = split(&full, 1000);
+    assert_eq!((whole, none.len()), (full, 0));
+}
