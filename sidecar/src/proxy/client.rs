@@ -2,6 +2,7 @@
 //! pooled keep-alive connections (HTTP/1.1, or h2c for backends that speak
 //! it) and, for an accepted upgrade, splices client and backend together.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -27,9 +28,16 @@ pub struct ClientParams {
     pub idle_timeout: Duration,
 }
 
-/// Pools of connections to endpoints, one per protocol.
+/// Pools of connections to endpoints, one per protocol. Cloned for every
+/// request, so the pools sit behind one `Arc` (cloning hyper's clients
+/// themselves costs several reference counts each).
 #[derive(Clone, Debug)]
 pub struct Client {
+    pools: Arc<Pools>,
+}
+
+#[derive(Debug)]
+struct Pools {
     http1: legacy::Client<HttpConnector, Body>,
     h2c: legacy::Client<HttpConnector, Body>,
 }
@@ -60,7 +68,9 @@ impl Client {
             .timer(TokioTimer::new());
         let http1 = builder.build(connector.clone());
         let h2c = builder.http2_only(true).build(connector);
-        Self { http1, h2c }
+        Self {
+            pools: Arc::new(Pools { http1, h2c }),
+        }
     }
 }
 
@@ -108,9 +118,9 @@ impl Service<Request<Body>> for Client {
         let client_upgrade: Option<OnUpgrade> =
             (!h2c && is_upgrade(req.headers())).then(|| hyper::upgrade::on(&mut req));
         let response = if h2c {
-            self.h2c.request(req)
+            self.pools.h2c.request(req)
         } else {
-            self.http1.request(req)
+            self.pools.http1.request(req)
         };
         Box::pin(async move {
             let mut rsp = response.await.map_err(|error| {
