@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use ferry_core::model::ProxyConfig;
 use tokio::sync::watch;
 
+pub mod discovery;
 #[cfg(test)]
 mod tests;
 

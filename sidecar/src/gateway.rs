@@ -1,5 +1,6 @@
-//! Gateway mode: serves the listeners of the selected Gateways from a
-//! directory of Gateway API YAML files, with the admin server beside.
+//! Gateway mode: serves the listeners of the selected Gateways, compiled
+//! from a directory of Gateway API YAML files or streamed by ferry-control
+//! over discovery, with the admin server beside.
 
 mod compile;
 
@@ -15,7 +16,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use crate::admin::Admin;
-use crate::config::{Compile, FileSource, Publisher};
+use crate::config::{Compile, FileSource, Publisher, discovery};
 use crate::listeners::{Listeners, ServerParams};
 use crate::metrics::Metrics;
 use crate::proxy::balance::Balancer;
@@ -23,11 +24,27 @@ use crate::proxy::client::{Client, ClientParams};
 use crate::proxy::retry::{BudgetParams, Budgets};
 use crate::proxy::{StackParams, gateway_stack};
 
+/// Where gateway mode gets its configuration.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    /// A directory of YAML files, compiled here and watched for changes.
+    Files(PathBuf),
+    /// The view of one Gateway, compiled by ferry-control.
+    Discovery {
+        /// ferry-control's discovery address (`host:port` or a URI).
+        addr: String,
+        /// The Gateway's namespace.
+        namespace: String,
+        /// The Gateway's name.
+        name: String,
+    },
+}
+
 /// Everything gateway mode needs, typed.
 #[derive(Clone, Debug)]
 pub struct GatewaySettings {
-    /// The directory of YAML files.
-    pub config_dir: PathBuf,
+    /// Where the configuration comes from.
+    pub source: ConfigSource,
     /// The address listeners bind to.
     pub bind: IpAddr,
     /// The admin server's address.
@@ -47,11 +64,10 @@ pub struct GatewaySettings {
 // === impl GatewaySettings ===
 
 impl GatewaySettings {
-    /// Settings with defaults for everything but the directory and
-    /// addresses.
-    pub fn new(config_dir: PathBuf, bind: IpAddr, admin: SocketAddr) -> Self {
+    /// Settings with defaults for everything but the source and addresses.
+    pub fn new(source: ConfigSource, bind: IpAddr, admin: SocketAddr) -> Self {
         Self {
-            config_dir,
+            source,
             bind,
             admin,
             poll_interval: Duration::from_millis(500),
@@ -81,7 +97,20 @@ pub async fn run(settings: GatewaySettings, compiler: impl Compile) -> anyhow::R
         client: Client::new(settings.client),
     });
 
-    let source = FileSource::new(settings.config_dir, settings.poll_interval, compiler);
+    let source = async move {
+        match settings.source {
+            ConfigSource::Files(dir) => {
+                FileSource::new(dir, settings.poll_interval, compiler)
+                    .run(publisher)
+                    .await;
+            }
+            ConfigSource::Discovery {
+                addr,
+                namespace,
+                name,
+            } => discovery::run(addr, namespace, name, publisher).await,
+        }
+    };
     let listeners = Listeners::new(settings.bind, service, settings.server, config_rx.clone());
     let admin = Admin::new(
         config_rx,
@@ -91,7 +120,7 @@ pub async fn run(settings: GatewaySettings, compiler: impl Compile) -> anyhow::R
     );
 
     tokio::select! {
-        () = source.run(publisher) => anyhow::bail!("config source stopped"),
+        () = source => anyhow::bail!("config source stopped"),
         () = listeners.run() => anyhow::bail!("listeners stopped"),
         () = admin.serve(admin_listener) => anyhow::bail!("admin server stopped"),
         signal = shutdown_signal() => {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use ferry_proxy::gateway::{self, GatewaySettings};
+use ferry_proxy::gateway::{self, ConfigSource, GatewaySettings};
 use tracing_subscriber::EnvFilter;
 
 /// Ferry's proxy.
@@ -20,8 +20,12 @@ struct Args {
     mode: Option<Mode>,
     /// Directory of Gateway API YAML files (gateway mode), watched for
     /// changes.
-    #[arg(long, env = "FERRY_CONFIG", required_if_eq("mode", "gateway"))]
+    #[arg(long, env = "FERRY_CONFIG", conflicts_with = "discovery")]
     config: Option<PathBuf>,
+    /// ferry-control's discovery address (gateway mode, with `--gateway`):
+    /// serve the Gateway's view streamed from there instead of files.
+    #[arg(long, env = "FERRY_DISCOVERY", requires = "gateway")]
+    discovery: Option<String>,
     /// Address the listeners bind to.
     #[arg(long, env = "FERRY_BIND", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
     bind: IpAddr,
@@ -84,10 +88,22 @@ async fn main() -> anyhow::Result<()> {
         }
         (None, None) => anyhow::bail!("--mode is required"),
         (None, Some(Mode::Gateway)) => {
-            let config = args
-                .config
-                .context("--config is required in gateway mode")?;
-            let settings = GatewaySettings::new(config, args.bind, args.admin);
+            let source = match (args.config, args.discovery) {
+                (Some(dir), None) => ConfigSource::Files(dir),
+                (None, Some(addr)) => {
+                    let (namespace, name) = args
+                        .gateway
+                        .clone()
+                        .context("--discovery needs --gateway NAMESPACE/NAME")?;
+                    ConfigSource::Discovery {
+                        addr,
+                        namespace,
+                        name,
+                    }
+                }
+                _ => anyhow::bail!("gateway mode needs one of --config DIR or --discovery ADDR"),
+            };
+            let settings = GatewaySettings::new(source, args.bind, args.admin);
             let compiler = ferry_proxy::gateway::CoreCompiler::new(args.gateway);
             gateway::run(settings, compiler).await
         }
