@@ -49,19 +49,15 @@ struct Cli {
     /// Do not deploy proxies for Ferry Gateways.
     #[arg(long, env = "FERRY_NO_DEPLOY")]
     no_deploy: bool,
-    /// Image of deployed gateway proxies.
-    #[arg(long, env = "FERRY_PROXY_IMAGE", default_value = "ferry-proxy:latest")]
-    proxy_image: String,
-    /// Discovery address deployed gateway proxies connect to.
-    #[arg(
-        long,
-        env = "FERRY_PROXY_DISCOVERY",
-        default_value = "ferry-control.ferry-system.svc:8090"
-    )]
-    proxy_discovery: String,
-    /// The SPIFFE trust domain of workload identities.
-    #[arg(long, env = "FERRY_TRUST_DOMAIN", default_value = "cluster.local")]
-    trust_domain: String,
+    /// Also serve the sidecar-injection admission webhook (`--webhook-*`
+    /// flags), as the `ferry-webhook` binary does on its own.
+    #[arg(long, env = "FERRY_WEBHOOK")]
+    webhook: bool,
+    /// The webhook's settings. `--proxy-image`, `--proxy-discovery` and
+    /// `--trust-domain` also apply to the gateway proxies this deploys and
+    /// to the identities it serves.
+    #[command(flatten)]
+    webhook_args: ferry_webhook::WebhookArgs,
     /// Time limit of one status write.
     #[arg(long, env = "FERRY_STATUS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     status_timeout: Duration,
@@ -134,10 +130,14 @@ async fn main() -> Result<()> {
         admin_addr: cli.admin_addr,
         lease,
         status_timeout: cli.status_timeout,
-        trust_domain: cli.trust_domain.clone(),
+        trust_domain: cli.webhook_args.trust_domain.clone(),
         deploy: (!cli.no_deploy).then(|| DeploySettings {
-            proxy_image: cli.proxy_image.clone(),
-            discovery: cli.proxy_discovery.clone(),
+            proxy_image: cli
+                .webhook_args
+                .proxy_image
+                .clone()
+                .unwrap_or_else(|| format!("ferry/proxy:{}", env!("CARGO_PKG_VERSION"))),
+            discovery: cli.webhook_args.proxy_discovery.clone(),
         }),
     };
     let client = match &source {
@@ -145,7 +145,28 @@ async fn main() -> Result<()> {
         Source::Files { .. } => None,
     };
     let lease = settings.lease.clone();
-    let mut running = start(source, settings, Registry::default()).await?;
+    let mut registry = Registry::default();
+    let webhook = match (&client, cli.webhook) {
+        (Some(client), true) => Some(
+            ferry_webhook::Webhook::prepare(
+                cli.webhook_args.clone(),
+                client.clone(),
+                &mut registry,
+            )
+            .await
+            .context("failed to start the admission webhook")?,
+        ),
+        (None, true) => anyhow::bail!("--webhook needs a cluster, not --config-dir"),
+        (_, false) => None,
+    };
+    let mut running = start(source, settings, registry).await?;
+    if let Some(webhook) = webhook {
+        running.tasks.spawn(async move {
+            if let Err(error) = webhook.run(std::future::pending()).await {
+                tracing::error!(%error, "Admission webhook stopped");
+            }
+        });
+    }
     tracing::info!(
         discovery = %running.discovery_addr,
         admin = %running.admin_addr,

@@ -124,13 +124,14 @@ pub struct WebhookArgs {
         env = "FERRY_PROXY_IMAGE_PULL_POLICY"
     )]
     pub proxy_image_pull_policy: Option<String>,
-    /// Discovery address given to proxies.
+    /// ferry-control's discovery address as proxies reach it (given to
+    /// injected sidecars, and to the gateway proxies ferry-control deploys).
     #[arg(
-        long = "discovery-addr",
-        env = "FERRY_DISCOVERY_ADDR",
+        long = "proxy-discovery",
+        env = "FERRY_PROXY_DISCOVERY",
         default_value = "ferry-control.ferry-system.svc.cluster.local:8090"
     )]
-    pub discovery_addr: String,
+    pub proxy_discovery: String,
     /// SPIFFE trust domain.
     #[arg(
         long = "trust-domain",
@@ -184,7 +185,7 @@ impl WebhookArgs {
             config.proxy_image = image.clone();
         }
         config.image_pull_policy = self.proxy_image_pull_policy.clone();
-        config.discovery_addr = self.discovery_addr.clone();
+        config.discovery_addr = self.proxy_discovery.clone();
         config.trust_domain = self.trust_domain.clone();
         config.tracing_endpoint = self.tracing_endpoint.clone();
         config.log_level = self.proxy_log_level.clone();

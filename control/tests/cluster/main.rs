@@ -8,3 +8,4 @@ mod discovery;
 mod leader;
 mod readiness;
 mod status;
+mod webhook;
