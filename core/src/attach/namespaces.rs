@@ -23,8 +23,10 @@ pub enum AllowedNamespaces {
     Selector(LabelSelector),
 }
 
-/// A Kubernetes label selector.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A Kubernetes label selector. Deserializes from the API's shape
+/// (`matchLabels`, `matchExpressions`), for tools that read raw objects.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct LabelSelector {
     /// Labels that must be equal.
     pub match_labels: BTreeMap<String, String>,
@@ -33,7 +35,8 @@ pub struct LabelSelector {
 }
 
 /// One `matchExpressions` entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default)]
 pub struct LabelExpression {
     /// The label key.
     pub key: String,
@@ -110,6 +113,25 @@ impl AllowedNamespaces {
 }
 
 // === impl LabelSelector ===
+
+/// kubectl's selector syntax: `a=b,key,!other,env in (x,y)`.
+impl std::fmt::Display for LabelSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = self
+            .match_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        for e in &self.match_expressions {
+            parts.push(match e.operator.as_str() {
+                "Exists" => e.key.clone(),
+                "DoesNotExist" => format!("!{}", e.key),
+                op => format!("{} {} ({})", e.key, op.to_lowercase(), e.values.join(",")),
+            });
+        }
+        f.write_str(&parts.join(","))
+    }
+}
 
 impl LabelSelector {
     /// Whether `labels` satisfy the selector.

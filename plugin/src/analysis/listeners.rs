@@ -149,7 +149,7 @@ fn admits(
                     };
                     let hint = format!(
                         "the listener selects namespaces labelled {}, and namespace {route_ns} has {has}",
-                        selector.display()
+                        selector
                     );
                     Err(Refusal::new(
                         Reason::NotAllowedByListeners,

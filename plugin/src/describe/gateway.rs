@@ -134,7 +134,7 @@ pub fn describe_gateway(inv: &Inventory, gateway: &Gateway) -> GatewayDescriptio
             let namespaces = allowed.namespaces.unwrap_or_default();
             let from = namespaces.from.unwrap_or_else(|| "Same".to_owned());
             let allowed_namespaces = match namespaces.selector {
-                Some(sel) if from == "Selector" => format!("Selector({})", sel.display()),
+                Some(sel) if from == "Selector" => format!("Selector({})", sel),
                 _ => from,
             };
             ListenerDescription {

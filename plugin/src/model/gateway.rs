@@ -1,33 +1,13 @@
 //! Gateways, their listeners, GatewayClasses and ReferenceGrants.
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Condition, Meta, ModelError, display_name};
 
-/// A label selector (`matchLabels` and `matchExpressions`).
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(default, rename_all = "camelCase")]
-pub struct LabelSelector {
-    /// Labels that must be equal.
-    pub match_labels: BTreeMap<String, String>,
-    /// Expressions (`In`, `NotIn`, `Exists`, `DoesNotExist`).
-    pub match_expressions: Vec<SelectorRequirement>,
-}
-
-/// One `matchExpressions` entry.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct SelectorRequirement {
-    /// Label key.
-    pub key: String,
-    /// Operator.
-    pub operator: String,
-    /// Values.
-    pub values: Vec<String>,
-}
+/// A label selector: ferry-core's, so the plugin matches namespaces exactly
+/// as the control plane does.
+pub(crate) use ferry_core::attach::LabelSelector;
 
 /// `allowedRoutes.namespaces`.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -202,44 +182,6 @@ fn decode<T: serde::de::DeserializeOwned>(kind: &str, value: Value) -> Result<T,
         name,
         source,
     })
-}
-
-// === impl LabelSelector ===
-
-impl LabelSelector {
-    /// Whether a set of labels matches.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.match_labels
-            .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
-            && self.match_expressions.iter().all(|e| {
-                let value = labels.get(&e.key);
-                match e.operator.as_str() {
-                    "In" => value.is_some_and(|v| e.values.contains(v)),
-                    "NotIn" => value.is_none_or(|v| !e.values.contains(v)),
-                    "Exists" => value.is_some(),
-                    "DoesNotExist" => value.is_none(),
-                    _ => false,
-                }
-            })
-    }
-
-    /// `k=v,k2 in (a,b)`, for messages.
-    pub fn display(&self) -> String {
-        let mut parts: Vec<String> = self
-            .match_labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        for e in &self.match_expressions {
-            parts.push(match e.operator.as_str() {
-                "Exists" => e.key.clone(),
-                "DoesNotExist" => format!("!{}", e.key),
-                op => format!("{} {} ({})", e.key, op.to_lowercase(), e.values.join(",")),
-            });
-        }
-        parts.join(",")
-    }
 }
 
 // === impl Gateway ===
