@@ -9,10 +9,12 @@
 //!   [`status::Status`].
 //! - [`model`]: the compiled configuration a proxy applies.
 //! - [`status`]: conditions and reasons as values.
+//! - [`flags`]: command-line values every Ferry binary spells the same way.
 #![warn(missing_docs)]
 
 pub mod attach;
 pub mod compile;
+pub mod flags;
 pub mod model;
 pub mod objects;
 pub mod refs;

@@ -11,6 +11,8 @@ use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+pub use ferry_core::flags::parse_duration;
+
 /// Flags of `ferry-proxy await`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct AwaitArgs {
@@ -75,20 +77,4 @@ async fn ready(port: u16) -> Result<StatusCode, crate::body::BoxError> {
         .header(http::header::HOST, format!("127.0.0.1:{port}"))
         .body(Empty::<Bytes>::new())?;
     Ok(sender.send_request(req).await?.status())
-}
-
-/// `1500ms`, `15s`, `2m`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("invalid duration {s:?}: use ms, s or m")),
-    }
 }
