@@ -13,8 +13,13 @@ pub async fn run(addr: String, namespace: String, name: String, mut publisher: P
     while let Some(view) = views.next().await {
         match view {
             Ok(view) => {
+                // Status is shown on /config only; a view is served without it.
                 let status = match serde_json::from_str(&view.status_json) {
                     Ok(status) => status,
+                    Err(error) if !view.status_json.is_empty() => {
+                        tracing::warn!(%error, "Discovery sent unreadable status; /config omits it");
+                        serde_json::Value::Null
+                    }
                     Err(_) => serde_json::Value::Null,
                 };
                 tracing::info!(version = view.version, "Applied config from discovery");
