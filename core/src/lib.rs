@@ -9,12 +9,14 @@
 //!   [`status::Status`].
 //! - [`model`]: the compiled configuration a proxy applies.
 //! - [`status`]: conditions and reasons as values.
+//! - [`identity`]: workload SPIFFE identities and their TLS server names.
 //! - [`flags`]: command-line values every Ferry binary spells the same way.
 #![warn(missing_docs)]
 
 pub mod attach;
 pub mod compile;
 pub mod flags;
+pub mod identity;
 pub mod model;
 pub mod objects;
 pub mod refs;

@@ -18,6 +18,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod identity;
 pub mod init;
 pub mod listeners;
 pub mod metrics;
