@@ -21,6 +21,7 @@ pub mod gateway;
 pub mod identity;
 pub mod init;
 pub mod listeners;
+pub mod mesh;
 pub mod metrics;
 pub mod orig_dst;
 pub mod proxy;
