@@ -1,0 +1,67 @@
+//! The proxy's side of the identity protocol: one `Certify` call.
+//!
+//! Renewal, backoff and key handling belong to the caller (ferry-proxy's
+//! `identity` module); this is the thin, typed call.
+
+use std::time::Duration;
+
+use crate::client::{ClientError, endpoint};
+use crate::identity_pb::identity_client::IdentityClient;
+use crate::identity_pb::{CertifyRequest, CertifyResponse};
+
+/// Time limit of one `Certify` call, connection included.
+const CERTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a `Certify` call returned no certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum CertifyError {
+    /// The address is invalid or the CA could not be reached.
+    #[error(transparent)]
+    Connect(#[from] ClientError),
+    /// The CA answered with an error status (a refusal names its reason).
+    #[error("the CA at {addr} refused to certify: {status}")]
+    Refused {
+        /// The address.
+        addr: String,
+        /// The gRPC status.
+        status: Box<tonic::Status>,
+    },
+}
+
+// === impl CertifyError ===
+
+impl CertifyError {
+    /// The gRPC status code of a refusal; `None` when the CA was not reached.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            Self::Connect(_) => None,
+            Self::Refused { status, .. } => Some(status.code()),
+        }
+    }
+}
+
+/// Asks the CA at `addr` (`host:port` or a URI) to sign `csr_pem`, proving
+/// the identity with the ServiceAccount `token`.
+pub async fn certify(
+    addr: &str,
+    token: String,
+    csr_pem: String,
+) -> Result<CertifyResponse, CertifyError> {
+    let channel = endpoint(addr)?
+        .timeout(CERTIFY_TIMEOUT)
+        .connect()
+        .await
+        .map_err(|source| ClientError::Connect {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let request = CertifyRequest { token, csr_pem };
+    IdentityClient::new(channel)
+        .certify(request)
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|status| CertifyError::Refused {
+            addr: addr.to_string(),
+            status: Box::new(status),
+        })
+}
