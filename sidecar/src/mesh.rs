@@ -20,6 +20,8 @@
 //! inbound side treats it as the app's own traffic (passthrough in
 //! permissive mode, refused in strict mode).
 
+pub mod inbound;
+
 /// ALPN of HTTP between proxies: HTTP/2 inside mTLS.
 pub const ALPN_HTTP: &[u8] = b"ferry.h2";
 /// ALPN of opaque TCP between proxies: an [`OpaqueHeader`], then the bytes.
