@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # End-to-end tests (pods as network namespaces, ferry-proxy init's real
-# iptables rules, curl inside the pods): iproute2, iptables, curl; setpriv
+# iptables rules, curl inside the pods, tcpdump to see what crosses between
+# pods): iproute2, iptables, curl, tcpdump; setpriv
 # comes with util-linux.
-NETNS_PACKAGES=(iproute2 iptables curl util-linux)
+NETNS_PACKAGES=(iproute2 iptables curl tcpdump util-linux)
 missing=()
 for pkg in "${NETNS_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

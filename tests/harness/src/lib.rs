@@ -56,3 +56,23 @@ pub const TEST_KUBECONFIG_ENV: &str = "FERRY_TEST_KUBECONFIG";
 /// continues with the owning test process id and a random suffix, so
 /// `ferry-harness-<pid>-…` identifies which process a server belongs to.
 pub const DATA_DIR_PREFIX: &str = "ferry-harness-";
+
+/// A binary of another crate of the workspace (`ferry-proxy`, …), built
+/// beside the running test binary (`target/<profile>/`). Cargo only hands
+/// a test the binaries of its own package; `tests/run.sh` builds them all
+/// first.
+pub fn workspace_binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .ok_or_else(|| anyhow::anyhow!("no target directory above {}", exe.display()))?;
+    let binary = dir.join(name);
+    anyhow::ensure!(
+        binary.is_file(),
+        "{} is missing: build the workspace first (`cargo build --workspace`; tests/run.sh does)",
+        binary.display()
+    );
+    Ok(binary)
+}

@@ -6,8 +6,10 @@
 //! two pods with a veth pair created directly inside them (nothing is ever
 //! added to the host's namespace) and gives each end an address; use a
 //! private range such as `10.200.0.0/16`, which only exists inside these
-//! namespaces. [`Pod::command`] runs a program inside with `ip netns exec`;
-//! [`Pod::spawn`] keeps a long-running one, killed when the pod is dropped.
+//! namespaces. For more than two pods, [`bridge`] makes one namespace a
+//! switch and [`plug`] joins each pod to it. [`Pod::command`] runs a
+//! program inside with `ip netns exec`; [`Pod::spawn`] keeps a
+//! long-running one, killed when the pod is dropped.
 //!
 //! Teardown: dropping a [`Pod`] (also while a test panics) kills its
 //! processes and deletes the namespace, and with it its links and iptables
@@ -78,6 +80,51 @@ pub fn link(a: &Pod, a_addr: Ipv4Addr, b: &Pod, b_addr: Ipv4Addr, prefix: u8) ->
         pod.run(&["ip", "link", "set", "eth0", "up"])?;
         *pod.addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
     }
+    Ok(())
+}
+
+/// Makes `node` a switch for several pods: a bridge `br0`, up, with
+/// `addr/prefix` on it (the node's own address, e.g. for a relay to a
+/// server outside the namespaces). Pods join it with [`plug`].
+pub fn bridge(node: &Pod, addr: Ipv4Addr, prefix: u8) -> Result<()> {
+    node.run(&["ip", "link", "add", "br0", "type", "bridge"])?;
+    node.run(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{addr}/{prefix}"),
+        "dev",
+        "br0",
+    ])?;
+    node.run(&["ip", "link", "set", "br0", "up"])?;
+    *node.addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+    Ok(())
+}
+
+/// Plugs `pod` into `node`'s bridge ([`bridge`]): a veth pair, `eth0` in
+/// the pod with `addr/prefix` and a default route through it (so that
+/// addresses no pod has, like Service cluster IPs, can still be dialled
+/// and redirected by the pod's nat rules), its peer a port of `br0`.
+pub fn plug(node: &Pod, pod: &Pod, addr: Ipv4Addr, prefix: u8) -> Result<()> {
+    static PORTS: AtomicUsize = AtomicUsize::new(0);
+    let port = format!("port{}", PORTS.fetch_add(1, Ordering::Relaxed));
+    run(Command::new("ip").args([
+        "link", "add", "eth0", "netns", &pod.name, "type", "veth", "peer", "name", &port, "netns",
+        &node.name,
+    ]))?;
+    node.run(&["ip", "link", "set", &port, "master", "br0"])?;
+    node.run(&["ip", "link", "set", &port, "up"])?;
+    pod.run(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{addr}/{prefix}"),
+        "dev",
+        "eth0",
+    ])?;
+    pod.run(&["ip", "link", "set", "eth0", "up"])?;
+    pod.run(&["ip", "route", "add", "default", "dev", "eth0"])?;
+    *pod.addr.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
     Ok(())
 }
 
