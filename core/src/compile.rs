@@ -59,7 +59,7 @@ use crate::status::{
     Condition, ConditionType as T, Reason, RouteParentStatus, RouteStatus, Status,
 };
 
-pub use mesh::{ServiceRoutes, compile_service};
+pub use mesh::{ServiceRoutes, compile_service, service_backend};
 
 use backends::Resolver;
 use order::Precedence;

@@ -22,6 +22,10 @@
 
 pub mod inbound;
 
+#[cfg(test)]
+pub(crate) mod test_pki;
+pub mod tls;
+
 /// ALPN of HTTP between proxies: HTTP/2 inside mTLS.
 pub const ALPN_HTTP: &[u8] = b"ferry.h2";
 /// ALPN of opaque TCP between proxies: an [`OpaqueHeader`], then the bytes.

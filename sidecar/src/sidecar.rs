@@ -36,6 +36,7 @@
 //! detected yet.
 
 mod admin;
+pub mod detect;
 mod forward;
 mod probes;
 mod settings;

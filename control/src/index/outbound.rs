@@ -2,10 +2,14 @@
 //! goes through (GAMMA producer and consumer routes), and who may answer.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ferry_api::{convert, pb};
-use ferry_core::compile::compile_service;
-use ferry_core::model::BackendProtocol;
+use ferry_core::compile::{ServiceRoutes, compile_service, service_backend};
+use ferry_core::model::{
+    BackendProtocol, HostPattern, PathMatch, RequestMatcher, RouteAction, RouteEntry, RouteTable,
+    RuleRef, VirtualHost, WeightedBackend,
+};
 use ferry_core::objects::NsName;
 use ferry_core::objects::api::Service;
 
@@ -23,6 +27,53 @@ pub(super) fn service_ips(service: &Service) -> Vec<IpAddr> {
         .chain(spec.cluster_ip.iter())
         .filter_map(|ip| ip.parse().ok())
         .collect()
+}
+
+/// The routes of a Service port no route has as parent: one catch-all
+/// entry sending everything to the Service port itself (weight 1), so calls
+/// still get the proxy's load balancing, retries of refused connections
+/// and mTLS. `None` when the Service or port does not resolve.
+fn default_routes(
+    objects: &ferry_core::objects::Objects,
+    id: &NsName,
+    port: u16,
+) -> Option<ServiceRoutes> {
+    let (backend_id, backend) = service_backend(objects, id, port)?;
+    let action = RouteAction {
+        rule: RuleRef {
+            kind: "Service".to_string(),
+            namespace: id.namespace.clone(),
+            name: id.name.clone(),
+            index: 0,
+            section: None,
+        },
+        filters: Vec::new(),
+        backends: vec![WeightedBackend {
+            weight: 1,
+            target: Some(backend_id.clone()),
+            filters: Vec::new(),
+        }],
+        timeouts: Default::default(),
+        retry: None,
+    };
+    let entry = RouteEntry {
+        matcher: RequestMatcher {
+            path: PathMatch::Prefix("/".to_string()),
+            method: None,
+            headers: Vec::new(),
+            query: Vec::new(),
+        },
+        action: Arc::new(action),
+    };
+    Some(ServiceRoutes {
+        routes: RouteTable {
+            virtual_hosts: vec![VirtualHost {
+                hostname: HostPattern::Any,
+                entries: vec![entry],
+            }],
+        },
+        backends: [(backend_id, backend)].into_iter().collect(),
+    })
 }
 
 /// The protocol a Service port's `appProtocol` announces.
@@ -53,8 +104,9 @@ impl ClusterIndex {
 
     /// The view of a sidecar calling `key.target` from `key.namespace`:
     /// pass-through when the target is not a Service port; otherwise the
-    /// routes that apply (none: the call goes to the Service as Kubernetes
-    /// routes it), their backends, and each endpoint's expected identity.
+    /// routes that apply (none: one catch-all entry to the Service itself,
+    /// [`default_routes`]), their backends, and each endpoint's expected
+    /// identity.
     pub fn outbound(&self, key: &OutboundKey, trust_domain: &str) -> OutboundView {
         use pb::outbound_update::Target;
         let passthrough = OutboundView {
@@ -77,7 +129,8 @@ impl ClusterIndex {
             return passthrough;
         };
         let hint = protocol_hint(service_port.app_protocol.as_deref());
-        let routes = compile_service(&self.objects, id, port, &key.namespace);
+        let routes = compile_service(&self.objects, id, port, &key.namespace)
+            .or_else(|| default_routes(&self.objects, id, port));
         let (virtual_hosts, mut backends) = match routes {
             Some(routes) => (
                 routes
@@ -115,3 +168,6 @@ impl ClusterIndex {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,12 +15,12 @@
 
 use std::collections::BTreeMap;
 
-use super::backends::Resolver;
+use super::backends::{BackendRef, Resolver};
 use super::compile_route;
 use super::order::Precedence;
 use crate::attach::{self, Outcome, RouteMeta};
 use crate::model::{Backend, BackendId, HostPattern, RouteEntry, RouteTable, VirtualHost};
-use crate::objects::{NsName, Objects};
+use crate::objects::{Kind, NsName, Objects};
 
 /// The compiled routes of one Service port, for one client namespace.
 #[derive(Clone, Debug, Default)]
@@ -113,4 +113,27 @@ pub fn compile_service(
         },
         backends,
     })
+}
+
+/// The backend of a Service port itself (its ready endpoints and protocol),
+/// or `None` when the Service or the port does not exist: where a call to
+/// a Service goes when no route applies.
+pub fn service_backend(
+    objects: &Objects,
+    service: &NsName,
+    port: u16,
+) -> Option<(BackendId, Backend)> {
+    let mut resolver = Resolver::new(objects);
+    let reference = BackendRef {
+        group: None,
+        kind: None,
+        namespace: Some(&service.namespace),
+        name: &service.name,
+        port: Some(i32::from(port)),
+    };
+    let id = resolver
+        .resolve(Kind::HttpRoute, &service.namespace, reference)
+        .ok()?;
+    let backend = resolver.backends.remove(&id)?;
+    Some((id, backend))
 }
