@@ -43,6 +43,7 @@ mod settings;
 
 pub use admin::{APP_PROBE_PREFIX, SidecarAdmin};
 pub use forward::{Direction, DirectionLabel, Forwarder, TcpLabels, TcpMetrics, target};
+pub(crate) use forward::{redirected_target, splice};
 pub use probes::{AppProbe, AppProbes, ProbeHeader, Scheme};
 pub use settings::{DEFAULT_INBOUND_PORT, DEFAULT_OUTBOUND_PORT, SettingsError, SidecarSettings};
 

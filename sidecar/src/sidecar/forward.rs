@@ -8,6 +8,7 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::orig_dst::original_dst;
@@ -112,6 +113,7 @@ impl Forwarder {
             let (direction, timeout, metrics) =
                 (self.direction, self.connect_timeout, self.metrics.clone());
             tokio::spawn(async move {
+                let _ = tcp.set_nodelay(true);
                 forward(tcp, peer, direction, timeout, metrics).await;
             });
         }
@@ -139,59 +141,88 @@ pub fn target(direction: Direction, local: SocketAddr, orig: SocketAddr) -> Opti
 }
 
 async fn forward(
-    mut tcp: TcpStream,
+    tcp: TcpStream,
     peer: SocketAddr,
     direction: Direction,
     timeout: Duration,
     metrics: TcpMetrics,
 ) {
+    if let Some((orig, to)) = redirected_target(&tcp, peer, direction, &metrics) {
+        let labels = TcpLabels {
+            direction,
+            target_addr: orig.to_string(),
+        };
+        splice(tcp, &labels, to, timeout, &metrics).await;
+    }
+}
+
+/// The original destination of `tcp` and where to forward it, or `None`
+/// (logged and counted) when it has none or was not redirected.
+pub(crate) fn redirected_target(
+    tcp: &TcpStream,
+    peer: SocketAddr,
+    direction: Direction,
+    metrics: &TcpMetrics,
+) -> Option<(SocketAddr, SocketAddr)> {
     let orig = tcp
         .local_addr()
-        .and_then(|local| Ok((local, original_dst(&tcp, local)?)));
-    let (orig, to) = match orig {
-        Ok((local, orig)) => (orig, target(direction, local, orig)),
-        Err(error) => {
-            tracing::debug!(?direction, %peer, %error, "No original destination");
-            metrics
-                .refused
-                .get_or_create(&DirectionLabel { direction })
-                .inc();
-            return;
-        }
-    };
-    let Some(to) = to else {
-        tracing::debug!(?direction, %peer, %orig, "Connection was not redirected");
+        .and_then(|local| Ok((local, original_dst(tcp, local)?)));
+    let refused = || {
         metrics
             .refused
             .get_or_create(&DirectionLabel { direction })
             .inc();
-        return;
     };
-    let labels = TcpLabels {
-        direction,
-        target_addr: orig.to_string(),
-    };
-    metrics.open.get_or_create(&labels).inc();
-    tracing::debug!(?direction, %peer, %orig, %to, "Forwarding connection");
+    match orig {
+        Ok((local, orig)) => match target(direction, local, orig) {
+            Some(to) => Some((orig, to)),
+            None => {
+                tracing::debug!(?direction, %peer, %orig, "Connection was not redirected");
+                refused();
+                None
+            }
+        },
+        Err(error) => {
+            tracing::debug!(?direction, %peer, %error, "No original destination");
+            refused();
+            None
+        }
+    }
+}
+
+/// Connects to `to` and copies bytes both ways between it and `client`
+/// until both sides are done, counted under `labels`.
+pub(crate) async fn splice<S>(
+    mut client: S,
+    labels: &TcpLabels,
+    to: SocketAddr,
+    timeout: Duration,
+    metrics: &TcpMetrics,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let direction = labels.direction;
+    let orig = &labels.target_addr;
+    metrics.open.get_or_create(labels).inc();
+    tracing::debug!(?direction, %orig, %to, "Forwarding connection");
     let mut upstream = match tokio::time::timeout(timeout, TcpStream::connect(to)).await {
         Ok(Ok(upstream)) => upstream,
         Ok(Err(error)) => {
             tracing::debug!(?direction, %orig, %to, %error, "Failed to connect");
-            metrics.connect_errors.get_or_create(&labels).inc();
+            metrics.connect_errors.get_or_create(labels).inc();
             return;
         }
         Err(_) => {
             tracing::debug!(?direction, %orig, %to, ?timeout, "Connect timed out");
-            metrics.connect_errors.get_or_create(&labels).inc();
+            metrics.connect_errors.get_or_create(labels).inc();
             return;
         }
     };
-    let _ = tcp.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
-    match tokio::io::copy_bidirectional(&mut tcp, &mut upstream).await {
+    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
         Ok((read, written)) => {
-            metrics.read_bytes.get_or_create(&labels).inc_by(read);
-            metrics.write_bytes.get_or_create(&labels).inc_by(written);
+            metrics.read_bytes.get_or_create(labels).inc_by(read);
+            metrics.write_bytes.get_or_create(labels).inc_by(written);
         }
         Err(error) => tracing::debug!(?direction, %orig, %error, "Connection ended with an error"),
     }
