@@ -25,6 +25,11 @@ pub const PROXY_MEMORY_REQUEST: &str = "ferry.dev/proxy-memory-request";
 pub const PROXY_CPU_LIMIT: &str = "ferry.dev/proxy-cpu-limit";
 /// Overrides the default proxy `limits.memory`.
 pub const PROXY_MEMORY_LIMIT: &str = "ferry.dev/proxy-memory-limit";
+/// `permissive` | `strict`: what the proxy does with inbound connections
+/// that are not mutual TLS from another proxy (forwards them to the app, or
+/// refuses them); passed as `FERRY_INBOUND_POLICY`. Unset: the proxy's
+/// default, permissive.
+pub const INBOUND_POLICY: &str = "ferry.dev/inbound-policy";
 /// Overrides the default `FERRY_LOG`.
 pub const PROXY_LOG_LEVEL: &str = "ferry.dev/proxy-log-level";
 /// Label key marking Ferry's own pods, which are never injected.
@@ -38,6 +43,8 @@ pub(crate) struct PodSettings {
     pub(crate) opaque: Vec<u16>,
     pub(crate) resources: ProxyResources,
     pub(crate) log_level: String,
+    /// `permissive` or `strict`, when the pod sets it.
+    pub(crate) inbound_policy: Option<&'static str>,
 }
 
 // PodSettings
@@ -60,6 +67,14 @@ impl PodSettings {
             Some(level) => level.to_owned(),
             None => config.log_level.clone(),
         };
+        let inbound_policy = match annotations.get(INBOUND_POLICY).map(|v| v.trim()) {
+            None => None,
+            Some("permissive") => Some("permissive"),
+            Some("strict") => Some("strict"),
+            Some(other) => {
+                return Err(invalid(INBOUND_POLICY, other, "expected permissive or strict"));
+            }
+        };
         Ok(Self {
             skip_inbound: ports(annotations, SKIP_INBOUND_PORTS)?,
             skip_outbound: ports(annotations, SKIP_OUTBOUND_PORTS)?,
@@ -71,6 +86,7 @@ impl PodSettings {
                 memory_limit: quantity(PROXY_MEMORY_LIMIT, &defaults.memory_limit)?,
             },
             log_level,
+            inbound_policy,
         })
     }
 }
@@ -170,6 +186,7 @@ mod tests {
             (PROXY_CPU_LIMIT, "lots"),
             (PROXY_MEMORY_REQUEST, "64MB"),
             (PROXY_LOG_LEVEL, " "),
+            (INBOUND_POLICY, "Strict"),
         ] {
             let err = PodSettings::from_annotations(
                 &annotations(&[(key, value)]),

@@ -200,6 +200,9 @@ fn proxy_env(
             &join_ports(&settings.opaque),
         ));
     }
+    if let Some(policy) = settings.inbound_policy {
+        env.push(value_env("FERRY_INBOUND_POLICY", policy));
+    }
     env.extend([
         value_env("FERRY_INBOUND_PORT", &INBOUND_PORT.to_string()),
         value_env("FERRY_OUTBOUND_PORT", &OUTBOUND_PORT.to_string()),

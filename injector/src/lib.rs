@@ -44,7 +44,9 @@
 //!
 //! Resources and log level come from [`InjectConfig`], overridden entry by
 //! entry by the `ferry.dev/proxy-*` annotations; port lists from
-//! `ferry.dev/skip-inbound-ports`, `skip-outbound-ports` and `opaque-ports`.
+//! `ferry.dev/skip-inbound-ports`, `skip-outbound-ports` and `opaque-ports`;
+//! `ferry.dev/inbound-policy` (`permissive` | `strict`) becomes the proxy's
+//! `FERRY_INBOUND_POLICY`.
 //! Invalid annotation values are an error ([`InjectError::InvalidAnnotation`])
 //! so the user sees it at admission instead of a broken pod.
 //!
@@ -82,7 +84,7 @@ mod manifest;
 mod probes;
 
 pub use annotations::{
-    INJECT, INJECTED, OPAQUE_PORTS, PART_OF_LABEL, PROXY_CPU_LIMIT, PROXY_CPU_REQUEST,
+    INBOUND_POLICY, INJECT, INJECTED, OPAQUE_PORTS, PART_OF_LABEL, PROXY_CPU_LIMIT, PROXY_CPU_REQUEST,
     PROXY_LOG_LEVEL, PROXY_MEMORY_LIMIT, PROXY_MEMORY_REQUEST, SKIP_INBOUND_PORTS,
     SKIP_OUTBOUND_PORTS,
 };
