@@ -72,7 +72,11 @@ impl PodSettings {
             Some("permissive") => Some("permissive"),
             Some("strict") => Some("strict"),
             Some(other) => {
-                return Err(invalid(INBOUND_POLICY, other, "expected permissive or strict"));
+                return Err(invalid(
+                    INBOUND_POLICY,
+                    other,
+                    "expected permissive or strict",
+                ));
             }
         };
         Ok(Self {
