@@ -70,13 +70,16 @@ pub struct Deployer {
     applied: BTreeMap<NsName, Rendered>,
 }
 
-/// What every Ferry Gateway of `objects` deploys.
+/// What every Ferry Gateway of `objects` deploys. A Gateway whose
+/// parameters are invalid is not deployed (its status says why) rather
+/// than deployed with defaults.
 pub fn plan(objects: &Objects, settings: &DeploySettings) -> Vec<Deploy> {
     objects
         .gateways()
         .filter(|(_, gw)| is_ferry_class(objects, &gw.spec.gateway_class_name))
         .filter_map(|(id, gw)| {
-            let rendered = render::render(id, gw, settings)?;
+            let params = ferry_core::params::effective(objects, id, gw).ok()?;
+            let rendered = render::render(id, gw, &params, settings)?;
             let service = NsName::new(&id.namespace, render::object_name(&id.name));
             let addresses = objects
                 .service(&service)

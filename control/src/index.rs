@@ -6,6 +6,28 @@
 //! hands the outputs ([`ClusterIndex::status`],
 //! [`ClusterIndex::gateway_config`]) to the status writer and the discovery
 //! server. A test applies changes and asserts the outputs.
+//!
+//! # Secrets and ConfigMaps
+//!
+//! The index holds only the Secrets that the HTTPS listeners of Ferry
+//! Gateways reference and may read (ReferenceGrants applied as ferry-core
+//! applies them, [`ferry_core::attach::referenced_secrets`]), and only the
+//! ConfigMaps Ferry GatewayClasses and Gateways name as parameters
+//! ([`ferry_core::params::referenced_config_maps`]). Whenever a
+//! GatewayClass, Gateway or ReferenceGrant changes, the set is recomputed:
+//! an object no longer referenced is dropped at once, and one offered to
+//! [`ClusterIndex::apply`] that is not referenced is never stored.
+//!
+//! The cluster source watches each referenced object on its own
+//! ([`ClusterIndex::watched`]; a watch per object with a `metadata.name`
+//! field selector in its namespace), because field selectors cannot
+//! express "one of these names" and a watch of every Secret would bring
+//! every Secret's data into the process. Each such watch reports its list
+//! as a [`Change::Fetched`]; until every referenced object has been
+//! fetched (present or absent), the index is not in sync, so a Gateway is
+//! never published, deployed or given status without the certificates and
+//! parameters it references. An object referenced again after being
+//! dropped gets a new watch (its generation changes), which lists it anew.
 
 mod convert;
 mod outbound;
@@ -14,9 +36,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
+use ferry_core::attach::referenced_secrets;
 use ferry_core::compile::{GatewaySelector, compile, compile_with_status};
 use ferry_core::model::ProxyConfig;
 use ferry_core::objects::{Kind, NsName, Object, Objects};
+use ferry_core::params::referenced_config_maps;
 use ferry_core::status::Status;
 
 pub use convert::{endpoints_to_slice, pod_info};
@@ -66,6 +90,9 @@ pub enum Change {
     /// A watch (re)listed a resource: these are all of its items, and the
     /// resource is in sync from now on.
     Relist(Resource, Vec<Item>),
+    /// A watch of one object (re)listed it: its current version, or `None`
+    /// when it does not exist (or cannot be read).
+    Fetched(Resource, NsName, Option<Item>),
 }
 
 /// The synchronous index of everything the control plane watches.
@@ -79,6 +106,11 @@ pub struct ClusterIndex {
     pod_ips: BTreeMap<IpAddr, NsName>,
     revision: u64,
     rejected: u64,
+    /// Referenced Secrets and ConfigMaps, each with the revision it became
+    /// referenced at.
+    referenced: BTreeMap<(Kind, NsName), u64>,
+    /// Referenced objects whose content is known (fetched or listed).
+    known: BTreeSet<(Kind, NsName)>,
 }
 
 // === impl Resource ===
@@ -139,9 +171,26 @@ impl ClusterIndex {
     /// in [`ClusterIndex::rejected`] and otherwise ignored.
     pub fn apply(&mut self, change: Change) {
         self.revision += 1;
+        let resource = match &change {
+            Change::Apply(item) => item.resource(),
+            Change::Delete(resource, _)
+            | Change::Relist(resource, _)
+            | Change::Fetched(resource, _, _) => *resource,
+        };
         match change {
             Change::Apply(item) => self.put(item),
             Change::Delete(resource, id) => self.remove(resource, &id),
+            Change::Fetched(resource, id, item) => {
+                match item {
+                    Some(item) => self.put(item),
+                    None => self.remove(resource, &id),
+                }
+                if let Resource::Core(kind) = resource
+                    && self.referenced.contains_key(&(kind, id.clone()))
+                {
+                    self.known.insert((kind, id));
+                }
+            }
             Change::Relist(resource, items) => {
                 let listed: BTreeSet<NsName> = items.iter().filter_map(Item::id).collect();
                 let gone: Vec<NsName> = self
@@ -156,7 +205,46 @@ impl ClusterIndex {
                     self.put(item);
                 }
                 self.synced.insert(resource);
+                let listed = self
+                    .referenced
+                    .keys()
+                    .filter(|(kind, _)| resource == Resource::Core(*kind));
+                self.known.extend(listed.cloned().collect::<Vec<_>>());
             }
+        }
+        if matches!(
+            resource,
+            Resource::Core(Kind::GatewayClass | Kind::Gateway | Kind::ReferenceGrant)
+        ) {
+            self.update_referenced();
+        }
+    }
+
+    /// Recomputes which Secrets and ConfigMaps are referenced; drops the
+    /// others.
+    fn update_referenced(&mut self) {
+        let secrets = referenced_secrets(&self.objects).into_iter();
+        let config_maps = referenced_config_maps(&self.objects).into_iter();
+        let now: BTreeSet<(Kind, NsName)> = secrets
+            .map(|id| (Kind::Secret, id))
+            .chain(config_maps.map(|id| (Kind::ConfigMap, id)))
+            .collect();
+        if now.iter().eq(self.referenced.keys()) {
+            return;
+        }
+        let dropped: Vec<(Kind, NsName)> = self
+            .referenced
+            .keys()
+            .filter(|key| !now.contains(*key))
+            .cloned()
+            .collect();
+        for key in dropped {
+            self.referenced.remove(&key);
+            self.known.remove(&key);
+            self.remove(Resource::Core(key.0), &key.1);
+        }
+        for key in now {
+            self.referenced.entry(key).or_insert(self.revision);
         }
     }
 
@@ -166,6 +254,11 @@ impl ClusterIndex {
             self.rejected += 1;
             return;
         };
+        if let Resource::Core(kind @ (Kind::Secret | Kind::ConfigMap)) = resource
+            && !self.referenced.contains_key(&(kind, id.clone()))
+        {
+            return;
+        }
         self.forget_ips(resource, &id);
         match item {
             Item::Object(object) => {
@@ -232,9 +325,18 @@ impl ClusterIndex {
         self.synced.insert(resource);
     }
 
-    /// Whether every resource in `expected` has been listed once.
+    /// Whether every resource in `expected` has been listed once, and
+    /// every referenced Secret and ConfigMap fetched.
     pub fn is_synced(&self, expected: &[Resource]) -> bool {
         expected.iter().all(|r| self.synced.contains(r))
+            && self.referenced.keys().all(|key| self.known.contains(key))
+    }
+
+    /// The Secrets and ConfigMaps to watch one by one, each with a
+    /// generation: an object whose generation changed was dropped and
+    /// referenced again, and must be listed anew.
+    pub fn watched(&self) -> &BTreeMap<(Kind, NsName), u64> {
+        &self.referenced
     }
 
     /// Increases with every change applied.

@@ -14,7 +14,7 @@ use crate::deployer::{self, Deploy};
 use crate::index::{ClusterIndex, Resource};
 use crate::metrics::Metrics;
 use crate::views::{GatewayView, Views};
-use crate::watch::Timed;
+use crate::watch::{Timed, Watched};
 
 /// Where the index task sends its outputs.
 #[derive(Debug)]
@@ -27,6 +27,9 @@ pub struct Outputs {
     pub views: Arc<Views>,
     /// What the gateway deployer applies.
     pub deploy: watch::Sender<Option<Arc<Vec<Deploy>>>>,
+    /// The Secrets and ConfigMaps the index wants watched (published
+    /// before the index is in sync: it cannot be in sync without them).
+    pub watched: watch::Sender<Watched>,
 }
 
 /// The index task.
@@ -61,6 +64,14 @@ impl Pipeline {
                 }
                 () = outputs.views.woken() => None,
             };
+            let watched = self.index.watched();
+            outputs.watched.send_if_modified(|current| {
+                if **current == *watched {
+                    return false;
+                }
+                *current = Arc::new(watched.clone());
+                true
+            });
             if !self.index.is_synced(&self.expected) {
                 continue;
             }

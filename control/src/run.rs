@@ -116,8 +116,9 @@ pub async fn start(
 
     let (tx, rx) = mpsc::channel(1024);
     let mut index = ClusterIndex::new();
+    let (watched_tx, watched_rx) = watch::channel(Arc::default());
     let expected = match &source {
-        Source::Cluster(client) => spawn_all(client, &tx, &metrics, &mut tasks).await?,
+        Source::Cluster(client) => spawn_all(client, &tx, &metrics, watched_rx, &mut tasks).await?,
         Source::Files { dir, interval } => {
             tasks.spawn(files::poll(dir.clone(), *interval, tx.clone()));
             files::resources()
@@ -137,6 +138,7 @@ pub async fn start(
         synced: synced_tx,
         views: views.clone(),
         deploy: deploy_tx,
+        watched: watched_tx,
     };
     let deploy = match &source {
         Source::Cluster(_) => settings.deploy.clone(),

@@ -4,24 +4,33 @@
 //! A watcher's (re)list is buffered and sent as one [`Change::Relist`], so
 //! objects deleted while a watch was down disappear from the index.
 //! EndpointSlices are read from `discovery.k8s.io/v1` when the server
-//! serves it, else from core/v1 Endpoints (Kubernetes 1.20). Secrets are
-//! limited to TLS Secrets, the only ones a listener can reference.
+//! serves it, else from core/v1 Endpoints (Kubernetes 1.20).
+//!
+//! Secrets and ConfigMaps are not watched as resources: one task keeps a
+//! watch per object the index says Ferry references
+//! ([`ClusterIndex::watched`](crate::index::ClusterIndex::watched)),
+//! selected by `metadata.name` in its namespace, so no other Secret's data
+//! ever reaches the process. Field selectors have no "name in (…)", hence a
+//! watch per object: there are as many as certificates and parameter
+//! ConfigMaps, a few per Gateway.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use ferry_core::objects::api::{
-    EndpointSlice, Gateway, GatewayClass, GrpcRoute, HttpRoute, Namespace, ReferenceGrant, Secret,
-    Service,
+    ConfigMap, EndpointSlice, Gateway, GatewayClass, GrpcRoute, HttpRoute, Namespace,
+    ReferenceGrant, Secret, Service,
 };
-use ferry_core::objects::{Kind, Object};
+use ferry_core::objects::{Kind, NsName, Object};
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::{Endpoints, Pod};
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, Client};
 use serde::de::DeserializeOwned;
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, watch};
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::index::{Change, Item, Resource, endpoints_to_slice, pod_info};
@@ -29,6 +38,19 @@ use crate::metrics::Metrics;
 
 /// A change and when its watch event arrived (for the watch lag metric).
 pub type Timed = (Instant, Change);
+
+/// The objects to watch one by one, by generation
+/// ([`ClusterIndex::watched`](crate::index::ClusterIndex::watched)).
+pub type Watched = Arc<BTreeMap<(Kind, NsName), u64>>;
+
+/// What one watch covers.
+#[derive(Clone, Debug)]
+enum Scope {
+    /// Every object of the resource: lists become [`Change::Relist`].
+    All,
+    /// One object, selected by name: lists become [`Change::Fetched`].
+    One(NsName),
+}
 
 /// Errors of starting the watches.
 #[derive(Debug, thiserror::Error)]
@@ -44,12 +66,14 @@ pub enum WatchError {
     },
 }
 
-/// Starts a watch per resource on `tasks`; returns the resources the index
+/// Starts a watch per resource on `tasks`, and the watches of the
+/// referenced objects that `watched` names; returns the resources the index
 /// must have listed before its outputs are complete.
 pub async fn spawn_all(
     client: &Client,
     tx: &mpsc::Sender<Timed>,
     metrics: &Metrics,
+    watched: watch::Receiver<Watched>,
     tasks: &mut JoinSet<()>,
 ) -> Result<Vec<Resource>, WatchError> {
     let mut expected = Vec::new();
@@ -57,10 +81,25 @@ pub async fn spawn_all(
         ($ty:ty, $resource:expr, $config:expr, $to_item:expr) => {{
             let api = Api::<$ty>::all(client.clone());
             let (tx, metrics) = (tx.clone(), metrics.clone());
-            tasks.spawn(run(api, $config, $resource, tx, metrics, $to_item));
-            expected.push($resource);
+            let resource = $resource;
+            tasks.spawn(run(
+                api,
+                $config,
+                resource,
+                Scope::All,
+                tx,
+                metrics,
+                $to_item,
+            ));
+            expected.push(resource);
         }};
     }
+    tasks.spawn(watch_referenced(
+        client.clone(),
+        watched,
+        tx.clone(),
+        metrics.clone(),
+    ));
     let core = Resource::Core;
     let all = watcher::Config::default;
     watch!(GatewayClass, core(Kind::GatewayClass), all(), |o| {
@@ -84,10 +123,6 @@ pub async fn spawn_all(
     watch!(Namespace, core(Kind::Namespace), all(), |o| Some(
         Item::Object(Object::Namespace(o))
     ));
-    let tls = all().fields("type=kubernetes.io/tls");
-    watch!(Secret, core(Kind::Secret), tls, |o| Some(Item::Object(
-        Object::Secret(o)
-    )));
     watch!(Pod, Resource::Pod, all(), |o: Pod| pod_info(&o)
         .map(Item::Pod));
     if serves_endpoint_slices(client).await? {
@@ -121,11 +156,62 @@ pub async fn serves_endpoint_slices(client: &Client) -> Result<bool, WatchError>
     }
 }
 
+/// Keeps one watch per object in `watched` (restarted when its generation
+/// changes), until either channel closes.
+async fn watch_referenced(
+    client: Client,
+    mut watched: watch::Receiver<Watched>,
+    tx: mpsc::Sender<Timed>,
+    metrics: Metrics,
+) {
+    let mut running: HashMap<(Kind, NsName), (u64, AbortHandle)> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    loop {
+        let wanted = watched.borrow_and_update().clone();
+        running.retain(|id, (generation, task)| {
+            let keep = wanted.get(id) == Some(generation);
+            if !keep {
+                task.abort();
+            }
+            keep
+        });
+        for (key, generation) in wanted.iter() {
+            if running.contains_key(key) {
+                continue;
+            }
+            let (kind, id) = key;
+            let config = watcher::Config::default().fields(&format!("metadata.name={}", id.name));
+            let (tx, metrics, scope) = (tx.clone(), metrics.clone(), Scope::One(id.clone()));
+            let resource = Resource::Core(*kind);
+            let task = match kind {
+                Kind::Secret => {
+                    let api = Api::<Secret>::namespaced(client.clone(), &id.namespace);
+                    tasks.spawn(run(api, config, resource, scope, tx, metrics, |o| {
+                        Some(Item::Object(Object::Secret(o)))
+                    }))
+                }
+                _ => {
+                    let api = Api::<ConfigMap>::namespaced(client.clone(), &id.namespace);
+                    tasks.spawn(run(api, config, resource, scope, tx, metrics, |o| {
+                        Some(Item::Object(Object::ConfigMap(o)))
+                    }))
+                }
+            };
+            running.insert(key.clone(), (*generation, task));
+        }
+        tokio::select! {
+            changed = watched.changed() => if changed.is_err() { return },
+            Some(_) = tasks.join_next() => {}
+        }
+    }
+}
+
 /// Runs one watch until the index goes away.
 async fn run<K, F>(
     api: Api<K>,
     config: watcher::Config,
     resource: Resource,
+    scope: Scope,
     tx: mpsc::Sender<Timed>,
     metrics: Metrics,
     to_item: F,
@@ -150,7 +236,10 @@ async fn run<K, F>(
                 listed.extend(to_item(object));
                 None
             }
-            Ok(Event::InitDone) => Some(Change::Relist(resource, std::mem::take(&mut listed))),
+            Ok(Event::InitDone) => Some(match &scope {
+                Scope::All => Change::Relist(resource, std::mem::take(&mut listed)),
+                Scope::One(id) => Change::Fetched(resource, id.clone(), listed.pop()),
+            }),
             Err(error) => {
                 metrics.watch_error(resource);
                 tracing::warn!(%error, %resource, "Watch failed; retrying with backoff");
@@ -162,10 +251,19 @@ async fn run<K, F>(
                     watcher::Error::InitialListFailed(kube::Error::Api(s))
                         if s.is_not_found() || s.is_forbidden() || matches!(s.code, 403 | 404)
                 );
-                (absent && !listed_once).then(|| Change::Relist(resource, Vec::new()))
+                match &scope {
+                    Scope::All => {
+                        (absent && !listed_once).then(|| Change::Relist(resource, Vec::new()))
+                    }
+                    // One object that cannot be read yet (for any reason) is
+                    // reported absent, so the index does not wait for it.
+                    Scope::One(id) => {
+                        (!listed_once).then(|| Change::Fetched(resource, id.clone(), None))
+                    }
+                }
             }
         };
-        if matches!(change, Some(Change::Relist(..))) {
+        if matches!(change, Some(Change::Relist(..) | Change::Fetched(..))) {
             listed_once = true;
         }
         if let Some(change) = change

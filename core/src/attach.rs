@@ -17,7 +17,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub use gateway::{GatewayView, ListenerView};
+pub use gateway::{GatewayView, ListenerView, referenced_secrets};
 pub use hostnames::{covers, intersect, specificity};
 pub use namespaces::{AllowedNamespaces, LabelExpression, LabelSelector};
 

@@ -9,6 +9,7 @@
 //!   [`status::Status`].
 //! - [`model`]: the compiled configuration a proxy applies.
 //! - [`status`]: conditions and reasons as values.
+//! - [`params`]: deployment parameters of Gateways (parametersRef).
 //! - [`identity`]: workload SPIFFE identities and their TLS server names.
 //! - [`flags`]: command-line values every Ferry binary spells the same way.
 #![warn(missing_docs)]
@@ -19,6 +20,7 @@ pub mod flags;
 pub mod identity;
 pub mod model;
 pub mod objects;
+pub mod params;
 pub mod refs;
 pub mod status;
 

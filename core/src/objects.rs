@@ -26,7 +26,7 @@ pub mod api {
     pub use gateway_api::experimental::grpcroutes::GrpcRoute;
     pub use gateway_api::experimental::httproutes::HttpRoute;
     pub use gateway_api::experimental::referencegrants::ReferenceGrant;
-    pub use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+    pub use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
     pub use k8s_openapi::api::discovery::v1::EndpointSlice;
 }
 
@@ -59,6 +59,8 @@ pub enum Object {
     Secret(Secret),
     /// `v1 Namespace`.
     Namespace(Namespace),
+    /// `v1 ConfigMap` (deployment parameters of GatewayClasses and Gateways).
+    ConfigMap(ConfigMap),
 }
 
 /// The kinds of [`Object`].
@@ -82,6 +84,8 @@ pub enum Kind {
     Secret,
     /// Namespace (cluster-scoped).
     Namespace,
+    /// ConfigMap.
+    ConfigMap,
 }
 
 /// A namespaced object's identity. Namespaces and GatewayClasses use an
@@ -108,6 +112,7 @@ pub struct Objects {
     slices_by_service: BTreeMap<NsName, BTreeSet<String>>,
     secrets: BTreeMap<NsName, Secret>,
     namespaces: BTreeMap<String, Namespace>,
+    config_maps: BTreeMap<NsName, ConfigMap>,
 }
 
 /// Errors of [`Objects::apply`].
@@ -125,7 +130,7 @@ pub enum ApplyError {
 
 impl Kind {
     /// Every kind, in a stable order.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::GatewayClass,
         Kind::Gateway,
         Kind::HttpRoute,
@@ -135,6 +140,7 @@ impl Kind {
         Kind::EndpointSlice,
         Kind::Secret,
         Kind::Namespace,
+        Kind::ConfigMap,
     ];
 
     /// The kind as Kubernetes spells it (`HTTPRoute`).
@@ -149,6 +155,7 @@ impl Kind {
             Kind::EndpointSlice => "EndpointSlice",
             Kind::Secret => "Secret",
             Kind::Namespace => "Namespace",
+            Kind::ConfigMap => "ConfigMap",
         }
     }
 
@@ -161,7 +168,7 @@ impl Kind {
             | Kind::GrpcRoute
             | Kind::ReferenceGrant => GATEWAY_GROUP,
             Kind::EndpointSlice => "discovery.k8s.io",
-            Kind::Service | Kind::Secret | Kind::Namespace => "",
+            Kind::Service | Kind::Secret | Kind::Namespace | Kind::ConfigMap => "",
         }
     }
 
@@ -235,6 +242,7 @@ impl Object {
             Object::EndpointSlice(_) => Kind::EndpointSlice,
             Object::Secret(_) => Kind::Secret,
             Object::Namespace(_) => Kind::Namespace,
+            Object::ConfigMap(_) => Kind::ConfigMap,
         }
     }
 
@@ -250,6 +258,7 @@ impl Object {
             Object::EndpointSlice(o) => &o.metadata,
             Object::Secret(o) => &o.metadata,
             Object::Namespace(o) => &o.metadata,
+            Object::ConfigMap(o) => &o.metadata,
         }
     }
 
@@ -323,6 +332,10 @@ impl Objects {
                 o.metadata.namespace = ns;
                 self.secrets.insert(id, o);
             }
+            Object::ConfigMap(mut o) => {
+                o.metadata.namespace = ns;
+                self.config_maps.insert(id, o);
+            }
         }
         Ok(())
     }
@@ -344,6 +357,7 @@ impl Objects {
                 self.endpoint_slices.remove(&id).is_some()
             }
             Kind::Secret => self.secrets.remove(&id).is_some(),
+            Kind::ConfigMap => self.config_maps.remove(&id).is_some(),
         }
     }
 
@@ -434,6 +448,11 @@ impl Objects {
         self.secrets.get(id)
     }
 
+    /// A ConfigMap by namespace and name.
+    pub fn config_map(&self, id: &NsName) -> Option<&ConfigMap> {
+        self.config_maps.get(id)
+    }
+
     /// A Namespace by name.
     pub fn namespace(&self, name: &str) -> Option<&Namespace> {
         self.namespaces.get(name)
@@ -451,6 +470,7 @@ impl Objects {
             (Kind::EndpointSlice, self.endpoint_slices.len()),
             (Kind::Secret, self.secrets.len()),
             (Kind::Namespace, self.namespaces.len()),
+            (Kind::ConfigMap, self.config_maps.len()),
         ])
     }
 }

@@ -2,16 +2,19 @@
 //! `ferry-proxy --mode gateway` and a Service in front of it, both owned by
 //! the Gateway so they are garbage-collected with it.
 //!
-//! Settings come from the Gateway's `spec.infrastructure`: its labels and
-//! annotations are copied onto both objects (as the spec asks), and three
-//! Ferry annotations tune them: `ferry.dev/service-type` (default
-//! `LoadBalancer`), `ferry.dev/replicas` (default 1) and
-//! `ferry.dev/proxy-image`.
+//! Settings come from the parameters of the Gateway and its class
+//! ([`ferry_core::params`]: a ConfigMap with `serviceType`, `replicas` and
+//! `serviceAnnotations`), then from the Gateway's `spec.infrastructure`:
+//! its labels and annotations are copied onto both objects (as the spec
+//! asks), and three Ferry annotations tune them where the parameters do
+//! not: `ferry.dev/service-type` (default `LoadBalancer`),
+//! `ferry.dev/replicas` (default 1) and `ferry.dev/proxy-image`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use ferry_core::objects::api::Gateway;
 use ferry_core::objects::{GATEWAY_GROUP, NsName};
+use ferry_core::params::InfraParams;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use serde_json::json;
@@ -54,9 +57,14 @@ pub fn object_name(gateway: &str) -> String {
     name.trim_end_matches('-').to_string()
 }
 
-/// Renders what Gateway `id` deploys; `None` without a UID (not stored by
-/// an API server, e.g. standalone mode).
-pub fn render(id: &NsName, gateway: &Gateway, settings: &DeploySettings) -> Option<Rendered> {
+/// Renders what Gateway `id` deploys with its (valid) parameters; `None`
+/// without a UID (not stored by an API server, e.g. standalone mode).
+pub fn render(
+    id: &NsName,
+    gateway: &Gateway,
+    params: &InfraParams,
+    settings: &DeploySettings,
+) -> Option<Rendered> {
     let uid = gateway.metadata.uid.clone()?;
     let infra = gateway.spec.infrastructure.as_ref();
     let annotations: BTreeMap<String, String> = infra
@@ -72,15 +80,20 @@ pub fn render(id: &NsName, gateway: &Gateway, settings: &DeploySettings) -> Opti
         ),
     ]);
     labels.extend(selector.clone());
-    let service_type = annotations
-        .get(SERVICE_TYPE)
-        .filter(|t| matches!(t.as_str(), "LoadBalancer" | "NodePort" | "ClusterIP"))
-        .map_or("LoadBalancer", String::as_str);
-    let replicas: i32 = annotations
-        .get(REPLICAS)
-        .and_then(|r| r.parse().ok())
-        .filter(|r| *r >= 0)
-        .unwrap_or(1);
+    let service_type = match params.service_type {
+        Some(t) => t.as_str(),
+        None => annotations
+            .get(SERVICE_TYPE)
+            .filter(|t| matches!(t.as_str(), "LoadBalancer" | "NodePort" | "ClusterIP"))
+            .map_or("LoadBalancer", String::as_str),
+    };
+    let replicas: i32 = params.replicas.unwrap_or_else(|| {
+        annotations
+            .get(REPLICAS)
+            .and_then(|r| r.parse().ok())
+            .filter(|r| *r >= 0)
+            .unwrap_or(1)
+    });
     let image = annotations
         .get(PROXY_IMAGE)
         .unwrap_or(&settings.proxy_image);
@@ -137,10 +150,14 @@ pub fn render(id: &NsName, gateway: &Gateway, settings: &DeploySettings) -> Opti
         .iter()
         .map(|p| json!({"name": format!("l{p}"), "port": p, "targetPort": p, "protocol": "TCP"}))
         .collect();
+    let mut service_metadata = metadata.clone();
+    let mut service_annotations = annotations.clone();
+    service_annotations.extend(params.service_annotations.clone());
+    service_metadata["annotations"] = json!(service_annotations);
     let service = json!({
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": metadata,
+        "metadata": service_metadata,
         "spec": {"type": service_type, "selector": selector, "ports": service_ports},
     });
     Some(Rendered {

@@ -259,3 +259,5 @@ spec:
         Some(pb::outbound_update::Target::Passthrough(_))
     ));
 }
+
+mod secrets;

@@ -78,3 +78,141 @@ spec:
     );
     Ok(())
 }
+
+const TUNED: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: ferry-tuned}
+spec:
+  controllerName: ferry.dev/gateway-controller
+  parametersRef: {group: "", kind: ConfigMap, name: class-params, namespace: "{ns}"}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: class-params}
+data:
+  serviceType: NodePort
+  replicas: "4"
+  serviceAnnotations: |
+    lb.example.com/scheme: internal
+    lb.example.com/class: from-class
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: gateway-params}
+data:
+  replicas: "2"
+  serviceAnnotations: '{"lb.example.com/class": "from-gateway"}'
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: tuned}
+spec:
+  gatewayClassName: ferry-tuned
+  infrastructure:
+    labels: {team: shop}
+    parametersRef: {group: "", kind: ConfigMap, name: gateway-params}
+  listeners: [{name: http, protocol: HTTP, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: broken}
+spec:
+  gatewayClassName: ferry-tuned
+  infrastructure:
+    parametersRef: {group: "", kind: ConfigMap, name: later}
+  listeners: [{name: http, protocol: HTTP, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: ferry-bad}
+spec:
+  controllerName: ferry.dev/gateway-controller
+  parametersRef: {group: example.com, kind: Params, name: x}
+"#;
+
+fn accepted(object: &serde_json::Value) -> Option<(String, String)> {
+    crate::support::condition(&object["status"], "Accepted")
+}
+
+/// Waits until `kind` `ns/name` has `Accepted` with (status, reason).
+async fn wait_accepted(
+    client: &kube::Client,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    expected: (&str, &str),
+) -> Result<serde_json::Value> {
+    let wanted = Some((expected.0.to_string(), expected.1.to_string()));
+    wait_for(client, kind, ns, name, expected.1, |o| {
+        accepted(o) == wanted
+    })
+    .await
+}
+
+#[tokio::test]
+async fn parameters_ref_configures_the_deployment_or_rejects_the_gateway() -> Result<()> {
+    let cluster = Cluster::start().await?;
+    let client = cluster.client();
+    let ns = cluster.namespace();
+    let _control = start_control(&cluster, None).await?;
+    apply(&client, ns, TUNED).await?;
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+
+    wait_for(&client, "Gateway", ns, "tuned", "addresses", |gw| {
+        gw["status"]["addresses"][0]["value"].is_string()
+    })
+    .await?;
+    let service = services.get("tuned-ferry").await?;
+    assert_eq!(
+        service.spec.as_ref().unwrap().type_.as_deref(),
+        Some("NodePort")
+    );
+    let annotations = service.metadata.annotations.unwrap();
+    assert_eq!(annotations["lb.example.com/class"], "from-gateway");
+    assert_eq!(annotations["lb.example.com/scheme"], "internal");
+    let deployment = deployments.get("tuned-ferry").await?;
+    assert_eq!(deployment.spec.as_ref().unwrap().replicas, Some(2));
+    assert_eq!(deployment.metadata.labels.as_ref().unwrap()["team"], "shop");
+    wait_accepted(
+        &client,
+        "GatewayClass",
+        "",
+        "ferry-tuned",
+        ("True", "Accepted"),
+    )
+    .await?;
+
+    // A missing ConfigMap: rejected, not deployed with defaults.
+    let invalid = ("False", "InvalidParameters");
+    let broken = wait_accepted(&client, "Gateway", ns, "broken", invalid).await?;
+    let message = broken["status"]["conditions"][0]["message"].to_string();
+    assert!(message.contains("does not exist"), "{message}");
+    assert!(deployments.get_opt("broken-ferry").await?.is_none());
+    wait_accepted(&client, "GatewayClass", "", "ferry-bad", invalid).await?;
+
+    // Created later: picked up, and the Gateway is deployed.
+    let later =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: later}\ndata: {replicas: \"0\"}\n";
+    apply(&client, ns, later).await?;
+    wait_accepted(&client, "Gateway", ns, "broken", ("True", "Accepted")).await?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deployment = loop {
+        if let Some(d) = deployments.get_opt("broken-ferry").await? {
+            break d;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "broken-ferry not deployed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(deployment.spec.unwrap().replicas, Some(0));
+
+    // A bad value: rejected again.
+    let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: later}\ndata: {replicas: many}\n";
+    apply(&client, ns, bad).await?;
+    wait_accepted(&client, "Gateway", ns, "broken", invalid).await?;
+    Ok(())
+}

@@ -7,5 +7,6 @@ mod deployer;
 mod discovery;
 mod leader;
 mod readiness;
+mod secrets;
 mod status;
 mod webhook;

@@ -6,7 +6,8 @@ use anyhow::{Context as _, Result, bail};
 use ferry_control::leader::LeaseConfig;
 use ferry_control::run::{Running, Settings, Source, start};
 use ferry_core::objects::api::{
-    Gateway, GatewayClass, GrpcRoute, HttpRoute, Namespace, ReferenceGrant, Secret, Service,
+    ConfigMap, Gateway, GatewayClass, GrpcRoute, HttpRoute, Namespace, ReferenceGrant, Secret,
+    Service,
 };
 use ferry_core::objects::{Object, load_yaml};
 use ferry_harness::Cluster;
@@ -58,6 +59,7 @@ pub(crate) async fn apply(client: &Client, ns: &str, yaml: &str) -> Result<()> {
             }
             Object::Service(o) => put(namespaced::<Service>(client, ns, &o), o).await?,
             Object::Secret(o) => put(namespaced::<Secret>(client, ns, &o), o).await?,
+            Object::ConfigMap(o) => put(namespaced::<ConfigMap>(client, ns, &o), o).await?,
             Object::EndpointSlice(_) => bail!("create Endpoints on a 1.20 server"),
         }
     }

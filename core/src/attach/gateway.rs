@@ -152,8 +152,7 @@ impl ListenerView {
                 ));
             }
             for r in refs {
-                let namespace = r.namespace.as_deref().unwrap_or(&gateway.namespace);
-                match certificate(objects, gateway, r, namespace) {
+                match certificate(objects, gateway, r) {
                     Ok((chain_pem, key_pem)) => certificates.push(ServerCertificate {
                         hostname: hostname.clone(),
                         chain_pem,
@@ -191,12 +190,34 @@ impl ListenerView {
     }
 }
 
-fn certificate(
+/// The Secrets that the HTTPS listeners of Ferry Gateways reference and
+/// may read (core Secrets, in the Gateway's namespace or permitted by a
+/// ReferenceGrant): the only Secrets the control plane needs to hold.
+pub fn referenced_secrets(objects: &Objects) -> BTreeSet<NsName> {
+    let mut out = BTreeSet::new();
+    for (id, gateway) in objects.gateways() {
+        if !super::is_ferry_class(objects, &gateway.spec.gateway_class_name) {
+            continue;
+        }
+        let refs = gateway
+            .spec
+            .listeners
+            .iter()
+            .filter(|l| l.protocol == "HTTPS")
+            .filter_map(|l| l.tls.as_ref()?.certificate_refs.as_ref())
+            .flatten();
+        out.extend(refs.filter_map(|r| certificate_secret(objects, id, r).ok()));
+    }
+    out
+}
+
+/// The Secret a certificateRef names, if Ferry may read it.
+fn certificate_secret(
     objects: &Objects,
     gateway: &NsName,
     r: &gateway_api::experimental::gateways::GatewayListenersTlsCertificateRefs,
-    namespace: &str,
-) -> Result<(String, String), Refusal> {
+) -> Result<NsName, Refusal> {
+    let namespace = r.namespace.as_deref().unwrap_or(&gateway.namespace);
     let group = r.group.as_deref().unwrap_or("");
     let kind = r.kind.as_deref().unwrap_or("Secret");
     let display = format!("{namespace}/{}", r.name);
@@ -226,6 +247,17 @@ fn certificate(
             ),
         ));
     }
+    Ok(NsName::new(namespace, &r.name))
+}
+
+/// The PEM chain and key of a certificateRef's Secret.
+fn certificate(
+    objects: &Objects,
+    gateway: &NsName,
+    r: &gateway_api::experimental::gateways::GatewayListenersTlsCertificateRefs,
+) -> Result<(String, String), Refusal> {
+    let id = certificate_secret(objects, gateway, r)?;
+    let display = format!("{}/{}", id.namespace, id.name);
     let invalid = |what: &str| {
         Refusal::new(
             Reason::InvalidCertificateRef,
@@ -233,7 +265,7 @@ fn certificate(
         )
     };
     let secret = objects
-        .secret(&NsName::new(namespace, &r.name))
+        .secret(&id)
         .ok_or_else(|| invalid("does not exist"))?;
     if secret.type_.as_deref() != Some("kubernetes.io/tls") {
         return Err(invalid("is not of type kubernetes.io/tls"));

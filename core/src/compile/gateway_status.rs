@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::attach::{FERRY_CONTROLLER, GatewayView, ListenerView};
 use crate::objects::{NsName, Objects};
+use crate::params;
 use crate::status::{
     Condition, ConditionType as T, GatewayClassStatus, GatewayStatus, ListenerStatus, Reason,
 };
@@ -15,14 +16,14 @@ pub(super) fn classes(objects: &Objects) -> Vec<GatewayClassStatus> {
         .filter(|(_, c)| c.spec.controller_name == FERRY_CONTROLLER)
         .map(|(name, class)| {
             let generation = class.metadata.generation;
-            let accepted = match &class.spec.parameters_ref {
-                Some(p) => Condition::no(
+            let accepted = match params::of_class(objects, class) {
+                Err(r) => Condition::no(T::Accepted, r.reason, r.message, generation),
+                Ok(_) => Condition::yes(
                     T::Accepted,
-                    Reason::InvalidParameters,
-                    format!("parametersRef {}/{} {} is not supported: Ferry's GatewayClass takes no parameters", p.group, p.kind, p.name),
+                    Reason::Accepted,
+                    "handled by Ferry",
                     generation,
                 ),
-                None => Condition::yes(T::Accepted, Reason::Accepted, "handled by Ferry", generation),
             };
             GatewayClassStatus {
                 name: name.to_string(),
@@ -56,20 +57,11 @@ pub(super) fn gateway(
         .filter(|l| l.not_accepted.is_some())
         .map(|l| l.name.as_str())
         .collect();
-    let infrastructure = objects
+    let parameters = objects
         .gateway(&view.id)
-        .and_then(|g| g.spec.infrastructure.as_ref())
-        .and_then(|i| i.parameters_ref.as_ref());
-    let accepted = if let Some(p) = infrastructure {
-        Condition::no(
-            T::Accepted,
-            Reason::InvalidParameters,
-            format!(
-                "infrastructure.parametersRef {}/{} {} is not supported by Ferry",
-                p.group, p.kind, p.name
-            ),
-            generation,
-        )
+        .map(|gw| params::effective(objects, &view.id, gw));
+    let accepted = if let Some(Err(r)) = parameters {
+        Condition::no(T::Accepted, r.reason, r.message, generation)
     } else if invalid.is_empty() {
         Condition::yes(
             T::Accepted,

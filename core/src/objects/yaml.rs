@@ -2,7 +2,7 @@
 //!
 //! Each document is dispatched on `apiVersion` and `kind`, then read into its
 //! typed struct, so a mistake is reported at its line and column. Kinds Ferry
-//! does not route with (Deployments, ConfigMaps, ...) are listed in
+//! does not read (Deployments, ServiceAccounts, ...) are listed in
 //! [`Loaded::ignored`] instead of failing the file; old `v1alpha*` Gateway API
 //! shapes fail with a message naming the current version.
 
@@ -129,7 +129,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "StatefulSet",
     "DaemonSet",
     "Pod",
-    "ConfigMap",
     "ServiceAccount",
     "Endpoints",
     "CustomResourceDefinition",
@@ -258,6 +257,7 @@ fn read_typed(kind: Kind, text: &str) -> Result<Object, serde_saphyr::Error> {
         Kind::EndpointSlice => Object::EndpointSlice(read(text)?),
         Kind::Secret => Object::Secret(read(text)?),
         Kind::Namespace => Object::Namespace(read(text)?),
+        Kind::ConfigMap => Object::ConfigMap(read(text)?),
     })
 }
 
@@ -273,6 +273,7 @@ fn read_value(kind: Kind, value: serde_json::Value) -> Result<Object, serde_json
         Kind::EndpointSlice => Object::EndpointSlice(read(value)?),
         Kind::Secret => Object::Secret(read(value)?),
         Kind::Namespace => Object::Namespace(read(value)?),
+        Kind::ConfigMap => Object::ConfigMap(read(value)?),
     })
 }
 
@@ -280,7 +281,7 @@ fn read_value(kind: Kind, value: serde_json::Value) -> Result<Object, serde_json
 /// others.
 fn check_version(kind: Kind, version: &str) -> Result<(), (&'static str, &'static str)> {
     match kind {
-        Kind::Service | Kind::Secret | Kind::Namespace | Kind::EndpointSlice => {
+        Kind::Service | Kind::Secret | Kind::Namespace | Kind::ConfigMap | Kind::EndpointSlice => {
             let current = if kind == Kind::EndpointSlice {
                 "discovery.k8s.io/v1"
             } else {

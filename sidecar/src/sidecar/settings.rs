@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use super::probes::AppProbes;
+use crate::mesh::inbound::{BadPolicy, InboundPolicy};
 
 /// Port of the inbound listener when `FERRY_INBOUND_PORT` is not set.
 pub const DEFAULT_INBOUND_PORT: u16 = 4143;
@@ -34,6 +35,14 @@ pub struct SidecarSettings {
     pub connect_timeout: Duration,
     /// Limit of one app probe, from connect to response headers.
     pub probe_timeout: Duration,
+    /// What the inbound side does with connections that are not mesh
+    /// mTLS (`FERRY_INBOUND_POLICY`: `permissive`, the default, or
+    /// `strict`).
+    pub inbound_policy: InboundPolicy,
+    /// Whether the app gets the verified client identity as the
+    /// `ferry-client-identity` header (`FERRY_INBOUND_IDENTITY_HEADER`:
+    /// `true` or `false`, the default).
+    pub inbound_identity_header: bool,
 }
 
 /// A variable of the proxy's environment has a value it cannot use.
@@ -91,6 +100,22 @@ impl SidecarSettings {
                 reason: error.to_string(),
             })?,
         };
+        let inbound_policy = match vars.get("FERRY_INBOUND_POLICY") {
+            None => InboundPolicy::default(),
+            Some(value) => value.parse().map_err(|error: BadPolicy| SettingsError {
+                name: "FERRY_INBOUND_POLICY",
+                value: value.clone(),
+                reason: error.to_string(),
+            })?,
+        };
+        let inbound_identity_header = match vars.get("FERRY_INBOUND_IDENTITY_HEADER") {
+            None => false,
+            Some(value) => value.trim().parse().map_err(|_| SettingsError {
+                name: "FERRY_INBOUND_IDENTITY_HEADER",
+                value: value.clone(),
+                reason: "expected true or false".into(),
+            })?,
+        };
         Ok(Self {
             inbound: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), inbound_port),
             outbound: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), outbound_port),
@@ -100,6 +125,40 @@ impl SidecarSettings {
             app_probes,
             connect_timeout: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(10),
+            inbound_policy,
+            inbound_identity_header,
         })
+    }
+}
+
+#[cfg(test)]
+mod inbound_tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<SidecarSettings, SettingsError> {
+        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        SidecarSettings::from_env(vars, "127.0.0.1:4191".parse().expect("an address"))
+    }
+
+    #[test]
+    fn inbound_policy_and_identity_header() {
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(defaults.inbound_policy, InboundPolicy::Permissive);
+        assert!(!defaults.inbound_identity_header);
+        let set = settings(&[
+            ("FERRY_INBOUND_POLICY", "strict"),
+            ("FERRY_INBOUND_IDENTITY_HEADER", "true"),
+        ])
+        .unwrap();
+        assert_eq!(set.inbound_policy, InboundPolicy::Strict);
+        assert!(set.inbound_identity_header);
+        for (name, value) in [
+            ("FERRY_INBOUND_POLICY", "lenient"),
+            ("FERRY_INBOUND_IDENTITY_HEADER", "yes"),
+        ] {
+            let error = settings(&[(name, value)]).unwrap_err();
+            assert_eq!(error.name, name);
+            assert!(error.to_string().contains(name), "{error}");
+        }
     }
 }
