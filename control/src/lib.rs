@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod ca;
 pub mod deployer;
 pub mod discovery;
 pub mod files;

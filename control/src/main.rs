@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
+use ferry_control::ca::CaSettings;
 use ferry_control::deployer::render::DeploySettings;
 use ferry_control::leader::{LeaseConfig, release};
 use ferry_control::run::{Settings, Source, start};
@@ -59,6 +60,22 @@ struct Cli {
     /// to the identities it serves.
     #[command(flatten)]
     webhook_args: ferry_webhook::WebhookArgs,
+    /// Do not run the identity CA (no proxy gets a certificate).
+    #[arg(long, env = "FERRY_NO_IDENTITY")]
+    no_identity: bool,
+    /// Namespace of the CA's Secret: the control plane's own.
+    #[arg(long, env = "FERRY_IDENTITY_NAMESPACE", default_value = "ferry-system")]
+    identity_namespace: String,
+    /// The CA's Secret (`ca.crt` anchors, `tls.crt`/`tls.key` issuer);
+    /// created with a new root when absent, never overwritten.
+    #[arg(long, env = "FERRY_IDENTITY_SECRET", default_value = "ferry-identity")]
+    identity_secret: String,
+    /// Lifetime of the certificates the CA signs (24 hours).
+    #[arg(long, env = "FERRY_IDENTITY_LIFETIME", default_value = "1440m", value_parser = parse_duration)]
+    identity_lifetime: Duration,
+    /// How often the CA reads its Secret again (to follow a rotation).
+    #[arg(long, env = "FERRY_IDENTITY_REFRESH", default_value = "60s", value_parser = parse_duration)]
+    identity_refresh: Duration,
     /// Time limit of one status write.
     #[arg(long, env = "FERRY_STATUS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     status_timeout: Duration,
@@ -116,6 +133,12 @@ async fn main() -> Result<()> {
         lease,
         status_timeout: cli.status_timeout,
         trust_domain: cli.webhook_args.trust_domain.clone(),
+        identity: (!cli.no_identity).then(|| CaSettings {
+            namespace: cli.identity_namespace.clone(),
+            secret: cli.identity_secret.clone(),
+            lifetime: cli.identity_lifetime,
+            refresh: cli.identity_refresh,
+        }),
         deploy: (!cli.no_deploy).then(|| DeploySettings {
             proxy_image: cli
                 .webhook_args

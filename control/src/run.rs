@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::admin::Admin;
+use crate::ca::{CaService, CaSettings};
 use crate::deployer::Deployer;
 use crate::deployer::render::DeploySettings;
 use crate::discovery::DiscoveryService;
@@ -59,6 +60,9 @@ pub struct Settings {
     pub deploy: Option<DeploySettings>,
     /// The SPIFFE trust domain of workload identities.
     pub trust_domain: String,
+    /// The identity CA, served beside discovery; `None` (and always in
+    /// standalone mode) signs no certificates.
+    pub identity: Option<CaSettings>,
 }
 
 /// A running replica. Dropping it stops every task.
@@ -172,9 +176,29 @@ pub async fn start(
         tasks.spawn(deployer.run(deploy_rx, leader.clone()));
     }
 
+    let ca = match (&source, settings.identity) {
+        (Source::Cluster(client), Some(ca)) => Some(CaService::start(
+            client.clone(),
+            settings.trust_domain.clone(),
+            ca,
+            &mut registry,
+            &mut tasks,
+        )),
+        (Source::Files { .. }, Some(_)) => {
+            tracing::warn!("Standalone mode has no identity CA: proxies get no certificates");
+            None
+        }
+        (_, None) => None,
+    };
     let service = DiscoveryService::new(views, metrics);
     tasks.spawn(async move {
-        if let Err(error) = service.serve(discovery, std::future::pending()).await {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(discovery);
+        let served = tonic::transport::Server::builder()
+            .add_service(service.into_server())
+            .add_optional_service(ca.map(CaService::into_server))
+            .serve_with_incoming(incoming)
+            .await;
+        if let Err(error) = served {
             tracing::error!(%error, "Discovery server failed");
         }
     });

@@ -62,6 +62,7 @@ async fn files_feed_the_same_discovery_as_watches() -> Result<()> {
         status_timeout: Duration::from_secs(1),
         deploy: None,
         trust_domain: "cluster.local".to_string(),
+        identity: None,
     };
     let source = Source::Files {
         dir: dir.path().to_path_buf(),
@@ -121,6 +122,7 @@ async fn sidecars_watch_outbound_targets() -> Result<()> {
         status_timeout: Duration::from_secs(1),
         deploy: None,
         trust_domain: "cluster.local".to_string(),
+        identity: None,
     };
     let source = Source::Files {
         dir: dir.path().to_path_buf(),
@@ -176,6 +178,7 @@ async fn large_views_arrive_whole() -> Result<()> {
         status_timeout: Duration::from_secs(1),
         deploy: None,
         trust_domain: "cluster.local".to_string(),
+        identity: None,
     };
     let source = Source::Files {
         dir: dir.path().to_path_buf(),

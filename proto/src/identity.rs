@@ -1,9 +1,12 @@
 //! The proxy's side of the identity protocol: one `Certify` call.
 //!
 //! Renewal, backoff and key handling belong to the caller (ferry-proxy's
-//! `identity` module); this is the thin, typed call.
+//! `identity` module); this is the thin, typed call, and the certificate
+//! checks both ends share ([`pki`]).
 
 use std::time::Duration;
+
+pub mod pki;
 
 use crate::client::{ClientError, endpoint};
 use crate::identity_pb::identity_client::IdentityClient;

@@ -5,9 +5,34 @@
 //! at every renewal) and the mesh's TLS configs are built from; readers hold
 //! a [`CredentialsRx`] and pick up the latest on each new connection, so a
 //! renewal never touches connections already open.
+//!
+//! [`spawn`] starts the client that produces them (sidecar and gateway
+//! proxies alike), configured by [`IdentitySettings`] from the injector's
+//! variables: it makes a P-256 key in process (it never leaves the pod),
+//! sends a CSR naming `spiffe://<td>/ns/<ns>/sa/<sa>` with the projected
+//! ServiceAccount token (read afresh each time: the kubelet rotates it) to
+//! the CA in ferry-control ([`ferry_api::identity::certify`]), checks the
+//! answer ([`verify`]: exactly our URI SAN, valid now, chain leading to the
+//! mounted or returned anchors), publishes it, and renews at ~70% of the
+//! remaining lifetime with jitter ([`renew`]); failures are retried with
+//! capped backoff while the last credentials stay published. [`summary`] is
+//! what the admin `/config` page shows.
+//!
+//! Not built yet: the CA's gRPC port is plaintext, so the token travels in
+//! clear on the pod network; serving it with TLS (a server certificate for
+//! ferry-control's own identity, checked against the mounted anchors) is
+//! the next step.
 
 use std::sync::Arc;
 use std::time::SystemTime;
+
+pub mod renew;
+pub mod request;
+mod settings;
+pub mod verify;
+
+pub use request::RequestError;
+pub use settings::{IdentitySettings, IdentitySettingsError};
 
 use ferry_core::identity::Identity;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -30,3 +55,99 @@ pub struct Credentials {
 
 /// The latest credentials; `None` until the first certificate is signed.
 pub type CredentialsRx = tokio::sync::watch::Receiver<Option<Arc<Credentials>>>;
+
+/// What the admin `/config` page shows of the proxy's certificate.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentitySummary {
+    /// The identity, once a certificate is held.
+    pub identity: Option<String>,
+    /// The leaf's `notAfter`, seconds since the Unix epoch.
+    pub not_after_unix: Option<u64>,
+    /// Seconds until it expires (0 when expired).
+    pub expires_in_secs: Option<u64>,
+    /// How many trust anchors are trusted.
+    pub trust_anchors: usize,
+}
+
+/// Starts the identity client: a task that gets this proxy's certificate
+/// from the CA, renews it at ~70% of its lifetime (with jitter), retries
+/// failures with capped backoff, and keeps the last credentials until new
+/// ones arrive. The task ends when every receiver is dropped.
+pub fn spawn(settings: IdentitySettings) -> CredentialsRx {
+    let (tx, rx) = tokio::sync::watch::channel(None);
+    tokio::spawn(keep_renewed(settings, tx));
+    rx
+}
+
+/// The summary of `credentials` at `now`.
+pub fn summary(credentials: Option<&Credentials>, now: SystemTime) -> IdentitySummary {
+    match credentials {
+        None => IdentitySummary {
+            identity: None,
+            not_after_unix: None,
+            expires_in_secs: None,
+            trust_anchors: 0,
+        },
+        Some(c) => IdentitySummary {
+            identity: Some(c.identity.to_string()),
+            not_after_unix: c
+                .not_after
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs()),
+            expires_in_secs: Some(
+                c.not_after
+                    .duration_since(now)
+                    .unwrap_or_default()
+                    .as_secs(),
+            ),
+            trust_anchors: c.roots.len(),
+        },
+    }
+}
+
+async fn keep_renewed(
+    settings: IdentitySettings,
+    tx: tokio::sync::watch::Sender<Option<Arc<Credentials>>>,
+) {
+    let identity = &settings.identity;
+    let mut failures = 0u32;
+    loop {
+        let delay = match request::request(&settings).await {
+            Ok(credentials) => {
+                failures = 0;
+                let jitter = rand::random_range(-1.0..=1.0);
+                let delay = renew::renew_in(credentials.not_after, SystemTime::now(), jitter);
+                tracing::info!(
+                    %identity,
+                    not_after = ?credentials.not_after,
+                    renew_in = ?delay,
+                    "Got a certificate"
+                );
+                tx.send_replace(Some(credentials));
+                delay
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                let remaining = tx.borrow().as_ref().map(|c| {
+                    c.not_after
+                        .duration_since(SystemTime::now())
+                        .unwrap_or_default()
+                });
+                let delay = renew::backoff(failures, remaining);
+                tracing::warn!(
+                    %identity,
+                    %error,
+                    retry_in = ?delay,
+                    "Failed to get a certificate"
+                );
+                delay
+            }
+        };
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = tx.closed() => return,
+        }
+    }
+}

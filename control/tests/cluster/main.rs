@@ -3,6 +3,7 @@
 
 mod support;
 
+mod ca;
 mod deployer;
 mod discovery;
 mod leader;

@@ -29,6 +29,7 @@ pub(crate) async fn start_control(
         lease,
         status_timeout: Duration::from_secs(10),
         trust_domain: "cluster.local".to_string(),
+        identity: None,
         deploy: Some(ferry_control::deployer::render::DeploySettings {
             proxy_image: "ferry-proxy:test".to_string(),
             discovery: "ferry-control.ferry-system.svc:8090".to_string(),
