@@ -3,6 +3,9 @@
 //! status while it holds the Lease ([`writer`], [`leader`]), deploys the
 //! proxies of Ferry Gateways ([`deployer`]), and streams
 //! to each proxy exactly the configuration it needs ([`discovery`]).
+//! Beside discovery it runs the identity CA ([`ca`]), which signs each
+//! proxy's SPIFFE certificate after a TokenReview of its ServiceAccount
+//! token and publishes the trust anchors to meshed namespaces.
 //! Proxies never read the Kubernetes API.
 //!
 //! The index is a synchronous structure fed by [`index::Change`]s from
