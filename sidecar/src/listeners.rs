@@ -3,27 +3,29 @@
 //! never drops them; each request routes with the config current when it
 //! arrives.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use ferry_core::model::PortProtocol;
-use http::Request;
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceBuilder;
+use tower::{Service, ServiceExt};
 
-use crate::body;
+use crate::body::{self, Body};
 use crate::config::ConfigRx;
-use crate::proxy::{ConnInfo, ProxyService};
+use crate::proxy::{ConnInfo, ProxyFuture, ProxyService};
 use crate::tls;
 
 /// Limits applied to client connections.
@@ -56,6 +58,14 @@ pub struct Applied(Arc<AtomicU64>);
 struct Bound {
     protocol: PortProtocol,
     accept: JoinHandle<()>,
+}
+
+/// One client connection's service: the proxy's service, called in place
+/// rather than cloned for every request, with the connection's
+/// [`ConnInfo`] added to each request.
+struct Connection {
+    service: RefCell<ProxyService>,
+    info: ConnInfo,
 }
 
 /// The TLS acceptor of a port, rebuilt when the config changes.
@@ -238,21 +248,42 @@ async fn accept(
     }
 }
 
-async fn serve<I>(io: I, info: ConnInfo, service: ProxyService, http: &auto::Builder<TokioExecutor>)
-where
+pub(crate) async fn serve<I>(
+    io: I,
+    info: ConnInfo,
+    service: ProxyService,
+    http: &auto::Builder<TokioExecutor>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = ServiceBuilder::new()
-        .map_request(move |req: Request<Incoming>| {
-            let mut req = req.map(body::boxed);
-            req.extensions_mut().insert(info);
-            req
-        })
-        .service(service);
-    let conn =
-        http.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
+    let service = Connection {
+        service: RefCell::new(service),
+        info,
+    };
+    let conn = http.serve_connection_with_upgrades(TokioIo::new(io), service);
     if let Err(error) = conn.await {
         tracing::debug!(%error, peer = %info.peer, "Connection closed with error");
+    }
+}
+
+// === impl Connection ===
+
+impl hyper::service::Service<Request<Incoming>> for Connection {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ProxyFuture;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let mut req = req.map(body::boxed);
+        req.extensions_mut().insert(self.info);
+        let mut service = self.service.borrow_mut();
+        // The gateway's stack is always ready; any other goes through a
+        // clone that is polled ready as a future.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match service.poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) => service.call(req),
+            _ => Box::pin(service.clone().oneshot(req)),
+        }
     }
 }
 

@@ -42,9 +42,11 @@ struct Args {
 enum Mode {
     /// Serve Gateway listeners.
     Gateway,
-    /// Beside a meshed app: forward redirected TCP unchanged (outbound to
-    /// the original destination, inbound to 127.0.0.1:<port>), admin and
-    /// app probes. Discovery, Service routes and mTLS are not built yet.
+    /// Beside a meshed app (configured by the injector's FERRY_*
+    /// variables): outbound calls routed by their Service's routes over
+    /// mTLS, found on demand at FERRY_DISCOVERY_ADDR (others forwarded
+    /// unchanged); inbound mTLS terminated for the app; admin and app
+    /// probes.
     Sidecar,
 }
 
@@ -84,7 +86,11 @@ async fn main() -> anyhow::Result<()> {
         (None, Some(Mode::Sidecar)) => {
             let settings =
                 ferry_proxy::sidecar::SidecarSettings::from_env(std::env::vars(), args.admin)?;
-            ferry_proxy::sidecar::run(settings).await
+            // The identity machinery publishes credentials here; until it
+            // runs, meshed endpoints are refused rather than dialled in
+            // plaintext.
+            let (_credentials, credentials_rx) = tokio::sync::watch::channel(None);
+            ferry_proxy::sidecar::run(settings, credentials_rx).await
         }
         (None, None) => anyhow::bail!("--mode is required"),
         (None, Some(Mode::Gateway)) => {

@@ -22,6 +22,8 @@
 
 pub mod inbound;
 
+pub mod client;
+pub mod dial;
 #[cfg(test)]
 pub(crate) mod test_pki;
 pub mod tls;

@@ -11,7 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::time::Instant;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 use crate::body::Body;
 use crate::proxy::BoxFuture;
@@ -102,26 +102,23 @@ impl<S> Layer<S> for MetricsLayer {
 
 impl<S> Service<Request<Body>> for Measure<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = BoxFuture<Response<Body>, Infallible>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let inner = self.inner.clone();
         let metrics = self.metrics.clone();
+        let start = Instant::now();
+        let response = self.inner.call(req);
         Box::pin(async move {
-            let start = Instant::now();
-            let rsp = inner.oneshot(req).await?;
+            let rsp = response.await?;
             let labels = RequestLabels {
                 route: label(rsp.extensions().get::<RouteLabel>().map(|l| &*l.0)),
                 backend: label(rsp.extensions().get::<BackendLabel>().map(|l| &*l.0)),

@@ -38,6 +38,9 @@ pub type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 /// The full request path of one mode: never fails, errors are responses.
 pub type ProxyService = BoxCloneService<Request<Body>, Response<Body>, Infallible>;
 
+/// The future of a [`ProxyService`].
+pub type ProxyFuture = BoxFuture<Response<Body>, Infallible>;
+
 /// The part of the path below backend selection: balances over a
 /// backend's endpoints and sends. Mirrors reuse it.
 pub type Forward = BoxCloneService<Request<Body>, Response<Body>, ProxyError>;

@@ -3,15 +3,31 @@
 //!
 //! # What it does today
 //!
-//! * **Outbound** (`127.0.0.1:4140`, and `[::1]:4140` for IPv6): every TCP connection the app opens is
-//!   redirected here; the proxy reads the address the app dialled
-//!   ([`crate::orig_dst`]) and forwards the bytes to it unchanged, from its
-//!   own UID, which the rules let through. This is what the full sidecar
-//!   does for destinations that are not mesh Services.
-//! * **Inbound** (`0.0.0.0:4143`, and `[::]:4143` for IPv6): every TCP connection to the pod (except
-//!   the excluded ports, the admin port among them) arrives here and is
-//!   forwarded unchanged to `127.0.0.1:<original port>`, the app. This is
-//!   what the inbound side does for plaintext in permissive mode.
+//! * **Outbound** (`127.0.0.1:4140`, and `[::1]:4140` for IPv6): every TCP
+//!   connection the app opens is redirected here; the proxy reads the
+//!   address the app dialled ([`crate::orig_dst`]), the target. With
+//!   `FERRY_DISCOVERY_ADDR` set, the first connection to a target
+//!   subscribes to ferry-control for it ([`targets`]; one subscription per
+//!   target, updates applied live, kept when the control plane goes away,
+//!   least recently used and idle targets dropped) and waits a short while
+//!   for its first view. A mesh Service's connection is detected
+//!   ([`detect`]: HTTP/1, HTTP/2 prior knowledge, else opaque; skipped for
+//!   `FERRY_OPAQUE_PORTS` and `appProtocol` h2c/ws); HTTP is routed by the
+//!   Service's routes through [`stack::sidecar_stack`] (filters, timeouts,
+//!   retries, weights, balancing) to the endpoint, over mTLS HTTP/2 with
+//!   the endpoint's expected SPIFFE identity checked ([`crate::mesh::client`],
+//!   [`crate::mesh::tls`]) when it is meshed, plainly otherwise; opaque TCP
+//!   goes to an endpoint of the Service over mTLS with the port header
+//!   ([`crate::mesh::dial`]) or plainly. Targets that are not mesh
+//!   Services, and every target when discovery is off or unreachable
+//!   before a first view, are forwarded to the original destination
+//!   unchanged, from the proxy's own UID, which the rules let through.
+//! * **Inbound** (`0.0.0.0:4143`, and `[::]:4143` for IPv6): every TCP
+//!   connection to the pod (except the excluded ports, the admin port among
+//!   them) arrives here ([`crate::mesh::inbound`]). Mesh mTLS from another
+//!   proxy is terminated and sent to the app at `127.0.0.1:<original port>`
+//!   in its own protocol; anything else is forwarded unchanged there
+//!   (`FERRY_INBOUND_POLICY=permissive`, the default) or refused (`strict`).
 //! * **Admin** (`FERRY_ADMIN_ADDR`, `0.0.0.0:4191` when injected): `/live`,
 //!   `/ready` (once both listeners are bound), `/metrics` (connections and
 //!   bytes by direction and original destination), `/config`, and the app's
@@ -24,39 +40,49 @@
 //!
 //! # Not built yet
 //!
-//! Discovery (subscribing to the original destination at ferry-control),
-//! routing by a Service's HTTPRoutes, protocol detection, mTLS between
-//! proxies with SPIFFE identities (and strict mode), and tracing. The
-//! identity and discovery variables of the injector's contract
-//! (`FERRY_DISCOVERY_ADDR`, `FERRY_IDENTITY_TOKEN`, `FERRY_TRUST_ANCHORS`,
-//! …) are accepted and not used. Until then every connection is opaque
-//! passthrough, which is correct, if unmeshed, behaviour. The app sees
-//! inbound connections coming from 127.0.0.1 (the client's address is not
-//! preserved), and `FERRY_OPAQUE_PORTS` has no effect since nothing is
-//! detected yet.
+//! Tracing. The proxy's certificate comes from the identity machinery
+//! through a [`crate::identity::CredentialsRx`]; until one is published,
+//! calls to meshed endpoints fail (502, `outbound_mtls_failures` with
+//! reason `no_credentials`) rather than go out in plaintext. HTTP upgrades
+//! (WebSocket) to meshed endpoints are sent without the upgrade, since
+//! HTTP/2 between proxies would need extended CONNECT. Mirrored requests
+//! carry no endpoint identities and reach meshed endpoints in plaintext
+//! (accepted by permissive inbound sides only). The app sees inbound
+//! connections coming from 127.0.0.1 (the client's address is not
+//! preserved).
 
 mod admin;
 pub mod detect;
 mod forward;
+pub mod outbound;
 mod probes;
 mod settings;
+pub mod stack;
+pub mod targets;
 
 pub use admin::{APP_PROBE_PREFIX, SidecarAdmin};
 pub use forward::{Direction, DirectionLabel, Forwarder, TcpLabels, TcpMetrics, target};
 pub(crate) use forward::{redirected_target, splice};
 pub use probes::{AppProbe, AppProbes, ProbeHeader, Scheme};
-pub use settings::{DEFAULT_INBOUND_PORT, DEFAULT_OUTBOUND_PORT, SettingsError, SidecarSettings};
+pub use settings::{
+    DEFAULT_INBOUND_PORT, DEFAULT_OUTBOUND_PORT, DiscoverySettings, SettingsError, SidecarSettings,
+};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use outbound::Outbound;
 use prometheus_client::registry::Registry;
+use targets::Targets;
+
+use crate::identity::CredentialsRx;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 
-/// Runs sidecar mode until the process is asked to stop.
-pub async fn run(settings: SidecarSettings) -> anyhow::Result<()> {
+/// Runs sidecar mode until the process is asked to stop; meshed endpoints
+/// are dialled with the latest of `credentials`.
+pub async fn run(settings: SidecarSettings, credentials: CredentialsRx) -> anyhow::Result<()> {
     let admin_listener = bind(settings.admin, "admin server").await?;
     let outbound = bind(settings.outbound, "outbound listener").await?;
     let inbound = bind(settings.inbound, "inbound listener").await?;
@@ -64,33 +90,43 @@ pub async fn run(settings: SidecarSettings) -> anyhow::Result<()> {
     let inbound_v6 = bind_v6(settings.inbound_v6, "IPv6 inbound listener");
     let mut registry = Registry::default();
     let metrics = TcpMetrics::register(&mut registry);
-    let forwarder = |listener, direction| Forwarder {
+    let mesh_outbound = Outbound::new(
+        &settings,
+        credentials.clone(),
+        metrics.clone(),
+        &mut registry,
+    );
+    let targets = mesh_outbound.targets.clone();
+    let outbound_v6 = outbound_v6.map(|l| mesh_outbound.clone().serve(l));
+    let outbound = mesh_outbound.serve(outbound);
+    let forwarder = |listener| Forwarder {
         listener,
-        direction,
+        direction: Direction::Inbound,
         connect_timeout: settings.connect_timeout,
         metrics: metrics.clone(),
     };
-    let outbound = forwarder(outbound, Direction::Outbound);
-    let inbound = forwarder(inbound, Direction::Inbound);
-    let outbound_v6 = outbound_v6.map(|l| forwarder(l, Direction::Outbound));
-    let inbound_v6 = inbound_v6.map(|l| forwarder(l, Direction::Inbound));
+    let inbound_v6 = inbound_v6.map(|l| forwarder(l).serve());
+    let inbound = forwarder(inbound).serve();
     tracing::info!(
         admin = %settings.admin,
         outbound = %settings.outbound,
         inbound = %settings.inbound,
         ipv6 = outbound_v6.is_some() && inbound_v6.is_some(),
         app_probes = settings.app_probes.0.len(),
-        "Sidecar listening (opaque passthrough; discovery, routing and mTLS are not built yet)"
+        discovery = settings.discovery.as_ref().map(|d| d.addr.as_str()),
+        "Sidecar listening"
     );
 
-    let admin = SidecarAdmin::new(Arc::new(settings.clone()), Arc::new(registry));
+    let admin = SidecarAdmin::new(Arc::new(settings.clone()), Arc::new(registry))
+        .with_outbound(targets.clone(), credentials);
     admin.set_ready();
 
     tokio::select! {
-        () = outbound.serve() => anyhow::bail!("outbound listener stopped"),
-        () = inbound.serve() => anyhow::bail!("inbound listener stopped"),
-        () = serve_if_bound(outbound_v6) => anyhow::bail!("IPv6 outbound listener stopped"),
-        () = serve_if_bound(inbound_v6) => anyhow::bail!("IPv6 inbound listener stopped"),
+        () = outbound => anyhow::bail!("outbound listener stopped"),
+        () = inbound => anyhow::bail!("inbound listener stopped"),
+        () = run_if_some(outbound_v6) => anyhow::bail!("IPv6 outbound listener stopped"),
+        () = run_if_some(targets.map(Targets::sweep)) => anyhow::bail!("target sweeper stopped"),
+        () = run_if_some(inbound_v6) => anyhow::bail!("IPv6 inbound listener stopped"),
         () = admin.serve(admin_listener) => anyhow::bail!("admin server stopped"),
         signal = shutdown_signal() => {
             signal?;
@@ -127,9 +163,9 @@ fn bind_v6(addr: SocketAddr, what: &str) -> Option<TcpListener> {
     }
 }
 
-async fn serve_if_bound(forwarder: Option<Forwarder>) {
-    match forwarder {
-        Some(forwarder) => forwarder.serve().await,
+async fn run_if_some(task: Option<impl Future<Output = ()>>) {
+    match task {
+        Some(task) => task.await,
         None => std::future::pending().await,
     }
 }

@@ -15,7 +15,7 @@ use std::task::{Context, Poll};
 use ferry_core::model::{BackendId, RuleRef, WeightedBackend};
 use http::{Request, Response};
 use rand::Rng;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 use super::filters::{apply_request, apply_response};
 use super::{BoxFuture, Forward, RouteCtx, Target};
@@ -84,18 +84,15 @@ impl<S> Layer<S> for BackendLayer {
 
 impl<S> Service<Request<Body>> for PickBackend<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = ProxyError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
+    S: Service<Request<Body>, Response = Response<Body>, Error = ProxyError>,
+    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = ProxyError;
     type Future = BoxFuture<Response<Body>, ProxyError>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
@@ -130,9 +127,9 @@ where
             config: ctx.config.clone(),
             id,
         });
-        let inner = self.inner.clone();
+        let response = self.inner.call(req);
         Box::pin(async move {
-            let mut rsp = inner.oneshot(req).await?;
+            let mut rsp = response.await?;
             apply_response(&ctx.action.backends[index].filters, &rsp_ctx, &mut rsp);
             rsp.extensions_mut().insert(label);
             Ok(rsp)

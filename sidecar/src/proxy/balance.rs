@@ -12,7 +12,7 @@ use ferry_core::model::{BackendId, BackendProtocol, Endpoint};
 use http::{Request, Response};
 use rand::Rng;
 use tokio::time::Instant;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 use super::{BoxFuture, Target};
 use crate::body::Body;
@@ -216,18 +216,15 @@ impl<S> Layer<S> for BalanceLayer {
 
 impl<S> Service<Request<Body>> for Balance<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = ProxyError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
+    S: Service<Request<Body>, Response = Response<Body>, Error = ProxyError>,
+    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = ProxyError;
     type Future = BoxFuture<Response<Body>, ProxyError>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
@@ -252,11 +249,11 @@ where
             protocol: backend.protocol,
         });
         let balancer = self.balancer.clone();
-        let inner = self.inner.clone();
+        let guard = PendingGuard::new(stats);
+        let start = Instant::now();
+        let response = self.inner.call(req);
         Box::pin(async move {
-            let guard = PendingGuard::new(stats);
-            let start = Instant::now();
-            let result = inner.oneshot(req).await;
+            let result = response.await;
             match &result {
                 Err(ProxyError::Connect { .. }) => {
                     let until = balancer.now_ms() + balancer.failure_penalty.as_millis() as u64;

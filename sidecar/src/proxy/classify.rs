@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 use super::BoxFuture;
 use super::backend::BackendLabel;
@@ -21,9 +21,12 @@ use crate::error::ProxyError;
 pub struct ClassifyLayer;
 
 /// See [`ClassifyLayer`].
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Classify<S> {
     inner: S,
+    /// The error of the inner service's readiness, answered on the next
+    /// call.
+    unready: Option<ProxyError>,
 }
 
 // === impl ClassifyLayer ===
@@ -32,32 +35,49 @@ impl<S> Layer<S> for ClassifyLayer {
     type Service = Classify<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Classify { inner }
+        Classify {
+            inner,
+            unready: None,
+        }
     }
 }
 
 // === impl Classify ===
 
+impl<S: Clone> Clone for Classify<S> {
+    fn clone(&self) -> Self {
+        // A clone has not been polled ready.
+        Self {
+            inner: self.inner.clone(),
+            unready: None,
+        }
+    }
+}
+
 impl<S> Service<Request<Body>> for Classify<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = ProxyError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
+    S: Service<Request<Body>, Response = Response<Body>, Error = ProxyError>,
+    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = BoxFuture<Response<Body>, Infallible>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // A readiness error becomes the response of the next call.
+        if let Err(error) = std::task::ready!(self.inner.poll_ready(cx)) {
+            self.unready = Some(error);
+        }
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let inner = self.inner.clone();
+        if let Some(error) = self.unready.take() {
+            return Box::pin(async move { Ok(error_response(&error)) });
+        }
+        let response = self.inner.call(req);
         Box::pin(async move {
-            match inner.oneshot(req).await {
+            match response.await {
                 Ok(rsp) => Ok(rsp),
                 Err(error) => Ok(error_response(&error)),
             }

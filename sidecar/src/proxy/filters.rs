@@ -14,7 +14,7 @@ use ferry_core::model::{Filter, HeaderModifier, PathModifier, Rewrite};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 use super::{BoxFuture, Forward, RouteCtx};
 use crate::body::Body;
@@ -63,32 +63,29 @@ impl<S> Layer<S> for FilterLayer {
 
 impl<S> Service<Request<Body>> for Filters<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = ProxyError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
+    S: Service<Request<Body>, Response = Response<Body>, Error = ProxyError>,
+    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = ProxyError;
     type Future = BoxFuture<Response<Body>, ProxyError>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        let inner = self.inner.clone();
         let Some(ctx) = req.extensions().get::<RouteCtx>().cloned() else {
-            return Box::pin(inner.oneshot(req));
+            return Box::pin(self.inner.call(req));
         };
         let filters = &ctx.action.filters;
         let rsp_ctx = match apply_request(filters, &mut req, &ctx, &self.forward) {
             Ok(rsp_ctx) => rsp_ctx,
             Err(rsp) => return Box::pin(async move { Ok(*rsp) }),
         };
+        let response = self.inner.call(req);
         Box::pin(async move {
-            let mut rsp = inner.oneshot(req).await?;
+            let mut rsp = response.await?;
             apply_response(&ctx.action.filters, &rsp_ctx, &mut rsp);
             Ok(rsp)
         })

@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 use super::{BoxFuture, ConnInfo};
 use crate::body::Body;
@@ -41,16 +41,16 @@ impl<S> Layer<S> for HygieneLayer {
 
 impl<S, E> Service<Request<Body>> for Hygiene<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = E> + Clone + Send + 'static,
-    S::Future: Send,
+    S: Service<Request<Body>, Response = Response<Body>, Error = E>,
+    S::Future: Send + 'static,
     E: 'static,
 {
     type Response = Response<Body>;
     type Error = E;
     type Future = BoxFuture<Response<Body>, E>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), E>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
@@ -65,9 +65,9 @@ where
         if let Some(info) = req.extensions().get::<ConnInfo>().copied() {
             set_forwarded(req.headers_mut(), &info);
         }
-        let inner = self.inner.clone();
+        let response = self.inner.call(req);
         Box::pin(async move {
-            let mut rsp = inner.oneshot(req).await?;
+            let mut rsp = response.await?;
             let upgraded = rsp.status() == StatusCode::SWITCHING_PROTOCOLS;
             strip_hop_by_hop(rsp.headers_mut(), upgraded);
             Ok(rsp)

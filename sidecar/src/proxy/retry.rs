@@ -128,28 +128,29 @@ where
         + Clone
         + Send
         + 'static,
-    S::Future: Send,
+    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = ProxyError;
     type Future = BoxFuture<Response<Body>, ProxyError>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let inner = self.inner.clone();
         let policy = req
             .extensions()
             .get::<RouteCtx>()
             .and_then(|ctx| Some((ctx.action.retry.clone()?, ctx.action.rule.clone())));
         let Some((policy, rule)) = policy.filter(|(p, _)| p.attempts > 0) else {
-            return Box::pin(inner.oneshot(req));
+            return Box::pin(self.inner.call(req));
         };
         if !req.body().is_end_stream() || is_upgrade(req.headers()) {
-            return Box::pin(inner.oneshot(req));
+            return Box::pin(self.inner.call(req));
         }
+        // Every attempt goes to a clone, made ready by `oneshot`.
+        let inner = self.inner.clone();
         let budget = self.budgets.get(&rule);
         budget.deposit();
         Box::pin(retry(inner, req, policy, budget))

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use ferry_core::model::{PathMatch, RequestHead};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 use super::{BoxFuture, ConnInfo, RouteCtx};
 use crate::body::{self, Body};
@@ -59,18 +59,15 @@ impl<S> Layer<S> for RouteLayer {
 
 impl<S> Service<Request<Body>> for Route<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = BoxFuture<Response<Body>, Infallible>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
@@ -79,9 +76,9 @@ where
         };
         let label = RouteLabel(Arc::from(ctx.action.rule.to_string()));
         req.extensions_mut().insert(ctx);
-        let inner = self.inner.clone();
+        let response = self.inner.call(req);
         Box::pin(async move {
-            let mut rsp = inner.oneshot(req).await?;
+            let mut rsp = response.await?;
             rsp.extensions_mut().insert(label);
             Ok(rsp)
         })

@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 use super::{BoxFuture, RouteCtx};
 use crate::body::Body;
@@ -62,18 +62,15 @@ impl<S> Layer<S> for BackendTimeoutLayer {
 
 impl<S> Service<Request<Body>> for Timeout<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = ProxyError>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
+    S: Service<Request<Body>, Response = Response<Body>, Error = ProxyError>,
+    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = ProxyError;
     type Future = BoxFuture<Response<Body>, ProxyError>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
@@ -84,7 +81,7 @@ where
                 Kind::Request => ctx.action.timeouts.request,
                 Kind::Backend => ctx.action.timeouts.backend_request,
             });
-        let inner = self.inner.clone().oneshot(req);
+        let inner = self.inner.call(req);
         let Some(limit) = limit.filter(|d| !d.is_zero()) else {
             return Box::pin(inner);
         };

@@ -4,7 +4,10 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferry_core::model::Endpoint;
+use serde_json::json;
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -15,7 +18,9 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use super::SidecarSettings;
+use super::targets::{TargetState, Targets};
 use crate::body::{self, Body};
+use crate::identity::{Credentials, CredentialsRx};
 
 /// Path prefix of the app's probes (the injector's `APP_PROBE_PREFIX`).
 pub const APP_PROBE_PREFIX: &str = "/app-probe/";
@@ -26,6 +31,8 @@ pub struct SidecarAdmin {
     settings: Arc<SidecarSettings>,
     registry: Arc<Registry>,
     ready: Arc<AtomicBool>,
+    targets: Option<Targets>,
+    credentials: Option<CredentialsRx>,
 }
 
 // === impl SidecarAdmin ===
@@ -38,7 +45,17 @@ impl SidecarAdmin {
             settings,
             registry,
             ready: Arc::default(),
+            targets: None,
+            credentials: None,
         }
+    }
+
+    /// Shows the outbound targets (when discovery is on) and the proxy's
+    /// certificate on `/config`.
+    pub fn with_outbound(mut self, targets: Option<Targets>, credentials: CredentialsRx) -> Self {
+        self.targets = targets;
+        self.credentials = Some(credentials);
+        self
     }
 
     /// Marks the proxy ready (its listeners are bound).
@@ -99,16 +116,24 @@ impl SidecarAdmin {
         }
     }
 
-    /// What sidecar mode applies: the listeners and the one behaviour it
-    /// has so far (opaque passthrough both ways).
+    /// What sidecar mode applies: the listeners, the outbound targets with
+    /// their routes and endpoints, and the proxy's certificate.
     fn config(&self) -> Response<Body> {
         let s = &self.settings;
         let view = serde_json::json!({
             "mode": "sidecar",
             "inbound": {"listen": s.inbound.to_string(), "forward": "127.0.0.1:<original port>, opaque TCP"},
-            "outbound": {"listen": s.outbound.to_string(), "forward": "original destination, opaque TCP"},
+            "outbound": {
+                "listen": s.outbound.to_string(),
+                "discovery": s.discovery.as_ref().map(|d| serde_json::json!({
+                    "addr": d.addr,
+                    "namespace": d.namespace,
+                })),
+                "opaquePorts": s.opaque_ports,
+                "targets": self.targets.as_ref().map(targets_json).unwrap_or_default(),
+            },
+            "identity": self.credentials.as_ref().and_then(|c| c.borrow().as_deref().map(identity_json)),
             "appProbes": s.app_probes.0.keys().collect::<Vec<_>>(),
-            "notYetBuilt": ["discovery", "routing by Service routes", "mTLS and identity", "protocol detection"],
         });
         match serde_json::to_vec_pretty(&view) {
             Ok(json) => with_type(Response::new(body::full(json)), "application/json"),
@@ -126,6 +151,75 @@ impl SidecarAdmin {
             Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
         }
     }
+}
+
+/// Each subscribed target: what discovery said, the routes, and every
+/// backend's endpoints with the identity expected of them.
+fn targets_json(targets: &Targets) -> Vec<serde_json::Value> {
+    targets
+        .snapshot()
+        .iter()
+        .map(|target| {
+            let view = match target.state() {
+                TargetState::Pending => return json!({"target": target.addr, "state": "pending"}),
+                TargetState::Unavailable => {
+                    return json!({"target": target.addr, "state": "unavailable (forwarded untouched)"});
+                }
+                TargetState::Passthrough => {
+                    return json!({"target": target.addr, "state": "passthrough"});
+                }
+                TargetState::Service(view) => view,
+            };
+            let backends: Vec<_> = view
+                .config
+                .backends
+                .iter()
+                .map(|(id, backend)| {
+                    let endpoints: Vec<_> = backend
+                        .endpoints
+                        .iter()
+                        .map(|endpoint| {
+                            let identity = match endpoint {
+                                Endpoint::Addr(addr) => view.identities.0.get(addr),
+                                Endpoint::Dns { .. } => None,
+                            };
+                            json!({
+                                "endpoint": endpoint,
+                                "identity": identity.map(ToString::to_string),
+                            })
+                        })
+                        .collect();
+                    json!({"backend": id.to_string(), "protocol": backend.protocol, "endpoints": endpoints})
+                })
+                .collect();
+            json!({
+                "target": target.addr,
+                "state": "service",
+                "service": view.service.to_string(),
+                "version": view.version,
+                "protocolHint": view.protocol_hint,
+                "routes": view.config.ports.first().map(|p| &p.routes),
+                "backends": backends,
+            })
+        })
+        .collect()
+}
+
+/// The proxy's certificate: who it says the proxy is, and until when.
+fn identity_json(credentials: &Credentials) -> serde_json::Value {
+    let not_after = credentials
+        .not_after
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let expires_in = credentials
+        .not_after
+        .duration_since(SystemTime::now())
+        .map_or(0, |d| d.as_secs());
+    json!({
+        "identity": credentials.identity.to_string(),
+        "notAfterUnix": not_after,
+        "expiresInSeconds": expires_in,
+    })
 }
 
 fn text(status: StatusCode, message: &str) -> Response<Body> {

@@ -1,7 +1,7 @@
 //! Sidecar mode's settings, parsed from the environment the injector sets
 //! (a function of a map, so tests need no environment mutation).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
@@ -43,6 +43,34 @@ pub struct SidecarSettings {
     /// `ferry-client-identity` header (`FERRY_INBOUND_IDENTITY_HEADER`:
     /// `true` or `false`, the default).
     pub inbound_identity_header: bool,
+    /// Where and how outbound targets are discovered; `None` (no
+    /// `FERRY_DISCOVERY_ADDR`) forwards every outbound connection untouched.
+    pub discovery: Option<DiscoverySettings>,
+    /// Ports whose outbound connections are opaque TCP, never detected
+    /// (`FERRY_OPAQUE_PORTS`).
+    pub opaque_ports: BTreeSet<u16>,
+    /// Limit for reading the first bytes of an outbound connection
+    /// (`FERRY_DETECT_TIMEOUT`); after it, the connection is opaque.
+    pub detect_timeout: Duration,
+}
+
+/// On-demand discovery of outbound targets.
+#[derive(Clone, Debug)]
+pub struct DiscoverySettings {
+    /// ferry-control's discovery address (`FERRY_DISCOVERY_ADDR`).
+    pub addr: String,
+    /// The pod's namespace, the caller's namespace of every subscription
+    /// (`FERRY_POD_NAMESPACE`, required with discovery).
+    pub namespace: String,
+    /// How long the first connection to a target waits for its first view
+    /// (`FERRY_DISCOVERY_WAIT`) before forwarding it untouched.
+    pub first_view_wait: Duration,
+    /// Most targets subscribed at once (`FERRY_MAX_TARGETS`); the least
+    /// recently used is dropped to make room.
+    pub max_targets: usize,
+    /// A target without a new connection for this long, and none open, is
+    /// unsubscribed (`FERRY_TARGET_IDLE`).
+    pub idle_after: Duration,
 }
 
 /// A variable of the proxy's environment has a value it cannot use.
@@ -61,9 +89,11 @@ pub struct SettingsError {
 
 impl SidecarSettings {
     /// Reads `FERRY_INBOUND_PORT`, `FERRY_OUTBOUND_PORT`, `FERRY_ADMIN_ADDR`
-    /// (else `admin`, the `--admin` flag) and `FERRY_APP_PROBES` from
-    /// `vars`. The other variables of the injector's contract (identity,
-    /// discovery, trust anchors) are for parts not built yet and are ignored.
+    /// (else `admin`, the `--admin` flag), `FERRY_APP_PROBES`, the outbound
+    /// variables (`FERRY_DISCOVERY_ADDR`, `FERRY_POD_NAMESPACE`,
+    /// `FERRY_OPAQUE_PORTS`, `FERRY_DETECT_TIMEOUT`, `FERRY_DISCOVERY_WAIT`,
+    /// `FERRY_MAX_TARGETS`, `FERRY_TARGET_IDLE`; durations as `500ms`,
+    /// `2s`, `10m`) from `vars`.
     pub fn from_env<I>(vars: I, admin: SocketAddr) -> Result<Self, SettingsError>
     where
         I: IntoIterator<Item = (String, String)>,
@@ -100,6 +130,63 @@ impl SidecarSettings {
                 reason: error.to_string(),
             })?,
         };
+        let error = |name: &'static str, reason: &str| SettingsError {
+            name,
+            value: vars.get(name).cloned().unwrap_or_default(),
+            reason: reason.to_string(),
+        };
+        let duration = |name: &'static str, default: Duration| match vars.get(name) {
+            None => Ok(default),
+            Some(value) => match ferry_core::flags::parse_duration(value.trim()) {
+                Ok(d) if !d.is_zero() => Ok(d),
+                _ => Err(error(
+                    name,
+                    "expected a positive duration such as 500ms, 2s or 10m",
+                )),
+            },
+        };
+        let opaque_ports = match vars.get("FERRY_OPAQUE_PORTS") {
+            None => BTreeSet::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| p.parse::<u16>().ok().filter(|p| *p > 0))
+                .collect::<Option<BTreeSet<u16>>>()
+                .ok_or_else(|| error("FERRY_OPAQUE_PORTS", "expected a comma list of ports"))?,
+        };
+        let detect_timeout = duration("FERRY_DETECT_TIMEOUT", Duration::from_secs(1))?;
+        let discovery = match vars.get("FERRY_DISCOVERY_ADDR").map(|a| a.trim()) {
+            None | Some("") => None,
+            Some(addr) => {
+                let namespace = vars
+                    .get("FERRY_POD_NAMESPACE")
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty())
+                    .ok_or_else(|| {
+                        error(
+                            "FERRY_POD_NAMESPACE",
+                            "required with FERRY_DISCOVERY_ADDR (the caller's namespace)",
+                        )
+                    })?;
+                let max_targets = match vars.get("FERRY_MAX_TARGETS") {
+                    None => 10_000,
+                    Some(value) => value
+                        .trim()
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| error("FERRY_MAX_TARGETS", "expected a positive number"))?,
+                };
+                Some(DiscoverySettings {
+                    addr: addr.to_string(),
+                    namespace,
+                    first_view_wait: duration("FERRY_DISCOVERY_WAIT", Duration::from_secs(2))?,
+                    max_targets,
+                    idle_after: duration("FERRY_TARGET_IDLE", Duration::from_secs(600))?,
+                })
+            }
+        };
         let inbound_policy = match vars.get("FERRY_INBOUND_POLICY") {
             None => InboundPolicy::default(),
             Some(value) => value.parse().map_err(|error: BadPolicy| SettingsError {
@@ -127,6 +214,9 @@ impl SidecarSettings {
             probe_timeout: Duration::from_secs(10),
             inbound_policy,
             inbound_identity_header,
+            discovery,
+            opaque_ports,
+            detect_timeout,
         })
     }
 }

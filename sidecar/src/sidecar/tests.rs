@@ -35,6 +35,10 @@ fn settings_come_from_the_injectors_variables() {
             "FERRY_DISCOVERY_ADDR",
             "ferry-control.ferry-system.svc:8090",
         ),
+        ("FERRY_POD_NAMESPACE", "shop"),
+        ("FERRY_OPAQUE_PORTS", "5432, 6379"),
+        ("FERRY_DETECT_TIMEOUT", "300ms"),
+        ("FERRY_TARGET_IDLE", "1m"),
         (
             "FERRY_APP_PROBES",
             r#"{"/app-probe/web/readiness":{"port":8080,"path":"/ready","scheme":"HTTPS",
@@ -48,16 +52,32 @@ fn settings_come_from_the_injectors_variables() {
     let probe = settings.app_probes.get("/app-probe/web/readiness").unwrap();
     assert_eq!((probe.port, probe.scheme), (8080, Scheme::Https));
     assert_eq!(probe.http_headers[0].name, "Host");
+    let discovery = settings.discovery.unwrap();
+    assert_eq!(
+        (discovery.addr.as_str(), discovery.namespace.as_str()),
+        ("ferry-control.ferry-system.svc:8090", "shop")
+    );
+    assert_eq!(discovery.idle_after, Duration::from_secs(60));
+    assert_eq!(discovery.first_view_wait, Duration::from_secs(2));
+    assert_eq!(settings.opaque_ports, [5432, 6379].into());
+    assert_eq!(settings.detect_timeout, Duration::from_millis(300));
+    assert!(defaults.discovery.is_none() && defaults.opaque_ports.is_empty());
 
     for (name, value) in [
         ("FERRY_INBOUND_PORT", "0"),
         ("FERRY_OUTBOUND_PORT", "x"),
         ("FERRY_ADMIN_ADDR", "4191"),
         ("FERRY_APP_PROBES", "{\"/p\": {\"path\": \"/\"}}"),
+        ("FERRY_OPAQUE_PORTS", "5432,http"),
+        ("FERRY_DETECT_TIMEOUT", "0s"),
+        ("FERRY_DETECT_TIMEOUT", "soon"),
     ] {
         let error = SidecarSettings::from_env(env(&[(name, value)]), admin_default()).unwrap_err();
         assert_eq!(error.name, name, "{error}");
     }
+    let no_namespace = env(&[("FERRY_DISCOVERY_ADDR", "ferry-control:8090")]);
+    let error = SidecarSettings::from_env(no_namespace, admin_default()).unwrap_err();
+    assert_eq!(error.name, "FERRY_POD_NAMESPACE", "{error}");
 }
 
 #[test]
@@ -198,7 +218,8 @@ async fn admin_serves_the_apps_probes_over_http_and_https() {
     let config: serde_json::Value = serde_json::from_str(&config).unwrap();
     assert_eq!(config["mode"], "sidecar");
     assert_eq!(config["appProbes"].as_array().unwrap().len(), 4);
-    assert!(config["notYetBuilt"].as_array().unwrap().len() >= 3);
+    assert_eq!(config["outbound"]["targets"], serde_json::json!([]));
+    assert_eq!(config["identity"], serde_json::Value::Null);
 }
 
 #[tokio::test]

@@ -206,3 +206,32 @@ fn sequences_split_every_window_by_weight() {
         assert!((share - 0.9).abs() <= tolerance, "{share} over {window}");
     }
 }
+
+/// A service that is never ready: its readiness fails with `NoEndpoints`.
+#[derive(Clone)]
+struct Unready;
+
+impl tower::Service<Request<Body>> for Unready {
+    type Response = Response<Body>;
+    type Error = ProxyError;
+    type Future = std::future::Ready<Result<Response<Body>, ProxyError>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), ProxyError>> {
+        std::task::Poll::Ready(Err(ProxyError::NoEndpoints { backend: id("a") }))
+    }
+
+    fn call(&mut self, _: Request<Body>) -> Self::Future {
+        panic!("called although its readiness failed")
+    }
+}
+
+#[tokio::test]
+async fn readiness_errors_become_responses() {
+    let service = crate::proxy::classify::ClassifyLayer.layer(Unready);
+    let rsp = service.oneshot(Request::new(body::empty())).await.unwrap();
+    assert_eq!(rsp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(rsp.headers()["ferry-error"], "no-endpoints");
+}

@@ -1,0 +1,218 @@
+//! The bottom of the sidecar's outbound path: sends a request to the
+//! endpoint the balancer picked. An endpoint with an expected identity is a
+//! meshed pod: the request goes over a pooled HTTP/2 connection inside
+//! mTLS ([`super::dial`]), whatever HTTP version the app spoke, with that
+//! version in [`super::ORIG_PROTO_HEADER`]. Other endpoints get a plain
+//! connection in the app's protocol ([`crate::proxy::client::Client`]).
+//!
+//! WebSocket upgrades to meshed endpoints are not carried yet (HTTP/2
+//! between proxies would need extended CONNECT): they are sent as plain
+//! requests, without the upgrade.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use ferry_core::identity::Identity;
+use ferry_core::model::Endpoint;
+use http::header::{self, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, Uri, Version};
+use hyper::client::conn::http2;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::sync::OnceCell;
+use tower::Service;
+
+use super::ORIG_PROTO_HEADER;
+use super::dial::Dialer;
+use crate::body::{self, Body};
+use crate::error::ProxyError;
+use crate::proxy::balance::Selected;
+use crate::proxy::client::Client;
+use crate::proxy::{BoxFuture, Target};
+
+/// The expected identity of each meshed endpoint of the target a request
+/// is for; set on every request by the outbound connection.
+#[derive(Clone, Debug, Default)]
+pub struct EndpointIdentities(pub Arc<HashMap<SocketAddr, Identity>>);
+
+/// Sends requests to meshed endpoints over mTLS HTTP/2, to others plainly.
+#[derive(Clone, Debug)]
+pub struct MeshClient {
+    plain: Client,
+    pool: Arc<Pool>,
+}
+
+type Sender = http2::SendRequest<Body>;
+
+/// A connection being made or made, by endpoint and expected identity.
+type Connections = HashMap<(SocketAddr, Identity), Arc<OnceCell<Sender>>>;
+
+/// One HTTP/2 connection per meshed endpoint and identity, made by the
+/// first request that needs it and shared by the rest.
+#[derive(Debug)]
+struct Pool {
+    dialer: Dialer,
+    connections: Mutex<Connections>,
+}
+
+// === impl MeshClient ===
+
+impl MeshClient {
+    /// Meshed endpoints through `dialer`, the others through `plain`.
+    pub fn new(dialer: Dialer, plain: Client) -> Self {
+        Self {
+            plain,
+            pool: Arc::new(Pool {
+                dialer,
+                connections: Mutex::default(),
+            }),
+        }
+    }
+}
+
+impl Service<Request<Body>> for MeshClient {
+    type Response = Response<Body>;
+    type Error = ProxyError;
+    type Future = BoxFuture<Response<Body>, ProxyError>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let meshed = match (
+            req.extensions().get::<Selected>(),
+            req.extensions().get::<EndpointIdentities>(),
+        ) {
+            (Some(selected), Some(identities)) => match &selected.endpoint {
+                Endpoint::Addr(addr) => identities.0.get(addr).map(|id| (*addr, id.clone())),
+                Endpoint::Dns { .. } => None,
+            },
+            _ => None,
+        };
+        let Some((addr, identity)) = meshed else {
+            return self.plain.call(req);
+        };
+        let (Some(target), Some(selected)) = (
+            req.extensions_mut().remove::<Target>(),
+            req.extensions_mut().remove::<Selected>(),
+        ) else {
+            return self.plain.call(req);
+        };
+        let (backend, endpoint) = (target.id, selected.endpoint);
+        let app_version = req.version();
+        let orig_proto = if app_version == Version::HTTP_2 {
+            HeaderValue::from_static("HTTP/2")
+        } else {
+            HeaderValue::from_static("HTTP/1.1")
+        };
+        req.headers_mut().insert(ORIG_PROTO_HEADER, orig_proto);
+        *req.uri_mut() = mesh_uri(&req, addr);
+        *req.version_mut() = Version::HTTP_2;
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let mut sender =
+                pool.sender(addr, &identity)
+                    .await
+                    .map_err(|source| ProxyError::Connect {
+                        backend: backend.clone(),
+                        endpoint: endpoint.clone(),
+                        source,
+                    })?;
+            let result = async {
+                sender.ready().await?;
+                sender.send_request(req).await
+            }
+            .await;
+            let mut rsp = result.map_err(|error| {
+                pool.forget(addr, &identity);
+                ProxyError::Upstream {
+                    backend,
+                    endpoint,
+                    source: Box::new(error),
+                }
+            })?;
+            *rsp.version_mut() = app_version;
+            Ok(rsp.map(body::boxed))
+        })
+    }
+}
+
+/// The request's URI as sent between proxies: absolute, with the
+/// authority the app used (so the server proxy and app see the same host),
+/// else the endpoint's address.
+fn mesh_uri(req: &Request<Body>, addr: SocketAddr) -> Uri {
+    let authority = req
+        .uri()
+        .authority()
+        .cloned()
+        .or_else(|| {
+            let host = req.headers().get(header::HOST)?.to_str().ok()?;
+            Authority::try_from(host).ok()
+        })
+        .or_else(|| Authority::try_from(addr.to_string()).ok());
+    let path = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = authority;
+    parts.path_and_query = Some(path);
+    Uri::from_parts(parts).unwrap_or_else(|_| req.uri().clone())
+}
+
+// === impl Pool ===
+
+impl Pool {
+    /// The connection to `addr`, dialled when there is none (or it closed).
+    async fn sender(
+        &self,
+        addr: SocketAddr,
+        identity: &Identity,
+    ) -> Result<Sender, crate::body::BoxError> {
+        let cell = {
+            let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+            let cell = connections.entry((addr, identity.clone())).or_default();
+            if cell.get().is_some_and(|s| s.is_closed()) {
+                *cell = Arc::default();
+            }
+            cell.clone()
+        };
+        let sender = cell
+            .get_or_try_init(|| async {
+                let tls = self.dialer.http(addr, identity).await?;
+                let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .keep_alive_interval(Duration::from_secs(30))
+                    .keep_alive_timeout(Duration::from_secs(10))
+                    .handshake(TokioIo::new(tls))
+                    .await?;
+                tokio::spawn(async move {
+                    if let Err(error) = conn.await {
+                        tracing::debug!(%addr, %error, "Mesh connection closed with an error");
+                    }
+                });
+                Ok::<_, crate::body::BoxError>(sender)
+            })
+            .await?;
+        Ok(sender.clone())
+    }
+
+    /// Drops the pooled connection to `addr` after a failed request, so
+    /// the next one dials anew.
+    fn forget(&self, addr: SocketAddr, identity: &Identity) {
+        let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (addr, identity.clone());
+        if connections
+            .get(&key)
+            .is_some_and(|cell| cell.get().is_none_or(|s| s.is_closed()))
+        {
+            connections.remove(&key);
+        }
+    }
+}
