@@ -176,7 +176,9 @@ impl Refusal {
     fn status(&self) -> Status {
         let message = error_chain(self);
         match self {
-            Self::NotReady | Self::Token(TokenRefusal::Review(_)) => Status::unavailable(message),
+            Self::NotReady | Self::Token(TokenRefusal::Review(_) | TokenRefusal::Timeout) => {
+                Status::unavailable(message)
+            }
             Self::Token(_) => Status::unauthenticated(message),
             Self::Csr(CsrRefusal::Invalid(_)) => Status::invalid_argument(message),
             Self::Csr(CsrRefusal::WrongIdentity { .. }) => Status::permission_denied(message),

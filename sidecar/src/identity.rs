@@ -151,3 +151,33 @@ async fn keep_renewed(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn summary_shows_identity_and_expiry() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        assert_eq!(summary(None, now).identity, None);
+        let credentials = Credentials {
+            identity: "spiffe://cluster.local/ns/shop/sa/reviews".parse().unwrap(),
+            chain: Vec::new(),
+            key: PrivateKeyDer::Pkcs8(Vec::new().into()),
+            roots: vec![CertificateDer::from(vec![1])],
+            not_after: now + Duration::from_secs(60),
+        };
+        let json = serde_json::to_value(summary(Some(&credentials), now)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "identity": "spiffe://cluster.local/ns/shop/sa/reviews",
+                "notAfterUnix": 1_060,
+                "expiresInSecs": 60,
+                "trustAnchors": 1,
+            })
+        );
+    }
+}

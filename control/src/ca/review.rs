@@ -1,6 +1,8 @@
 //! Who a ServiceAccount token belongs to, according to the apiserver's
 //! TokenReview API.
 
+use std::time::Duration;
+
 use ferry_core::identity::Identity;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, TokenReviewStatus};
 use kube::Api;
@@ -8,6 +10,8 @@ use kube::api::PostParams;
 
 /// The audience a proxy's token must be issued for.
 pub const AUDIENCE: &str = "ferry";
+/// Time limit of one TokenReview.
+const REVIEW_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a token does not prove an identity.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +31,9 @@ pub enum TokenRefusal {
     /// The TokenReview itself failed (apiserver unreachable, RBAC).
     #[error("failed to create a TokenReview")]
     Review(#[source] kube::Error),
+    /// The apiserver did not answer the TokenReview in time.
+    #[error("the TokenReview timed out after {REVIEW_TIMEOUT:?}")]
+    Timeout,
 }
 
 // === impl TokenRefusal ===
@@ -40,6 +47,7 @@ impl TokenRefusal {
             Self::Audience(_) => "token_audience",
             Self::NotServiceAccount(_) => "not_service_account",
             Self::Review(_) => "token_review_failed",
+            Self::Timeout => "token_review_timeout",
         }
     }
 }
@@ -62,10 +70,13 @@ pub async fn review(
         },
         ..TokenReview::default()
     };
-    let done = reviews
-        .create(&PostParams::default(), &request)
-        .await
-        .map_err(TokenRefusal::Review)?;
+    let done = tokio::time::timeout(
+        REVIEW_TIMEOUT,
+        reviews.create(&PostParams::default(), &request),
+    )
+    .await
+    .map_err(|_| TokenRefusal::Timeout)?
+    .map_err(TokenRefusal::Review)?;
     identity_of(done.status.unwrap_or_default(), trust_domain)
 }
 
