@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use ferry_proxy::gateway::{self, ConfigSource, GatewaySettings};
+use ferry_proxy::identity::{IdentitySettings, IdentitySettingsError};
 use tracing_subscriber::EnvFilter;
 
 /// Ferry's proxy.
@@ -86,11 +87,21 @@ async fn main() -> anyhow::Result<()> {
         (None, Some(Mode::Sidecar)) => {
             let settings =
                 ferry_proxy::sidecar::SidecarSettings::from_env(std::env::vars(), args.admin)?;
-            // The identity machinery publishes credentials here; until it
-            // runs, meshed endpoints are refused rather than dialled in
+            // Without the identity variables (no CA to ask) the proxy holds
+            // no certificate: meshed endpoints are refused, never dialled in
             // plaintext.
-            let (_credentials, credentials_rx) = tokio::sync::watch::channel(None);
-            ferry_proxy::sidecar::run(settings, credentials_rx).await
+            let credentials = match IdentitySettings::from_env(std::env::vars()) {
+                Ok(identity) => ferry_proxy::identity::spawn(identity),
+                Err(IdentitySettingsError::Missing(name)) => {
+                    tracing::warn!(
+                        missing = name,
+                        "No workload identity: calls to meshed endpoints will fail"
+                    );
+                    tokio::sync::watch::channel(None).1
+                }
+                Err(error) => return Err(error.into()),
+            };
+            ferry_proxy::sidecar::run(settings, credentials).await
         }
         (None, None) => anyhow::bail!("--mode is required"),
         (None, Some(Mode::Gateway)) => {

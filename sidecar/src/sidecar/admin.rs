@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use ferry_core::model::Endpoint;
 use serde_json::json;
@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use super::SidecarSettings;
 use super::targets::{TargetState, Targets};
 use crate::body::{self, Body};
-use crate::identity::{Credentials, CredentialsRx};
+use crate::identity::{CredentialsRx, summary};
 
 /// Path prefix of the app's probes (the injector's `APP_PROBE_PREFIX`).
 pub const APP_PROBE_PREFIX: &str = "/app-probe/";
@@ -132,7 +132,7 @@ impl SidecarAdmin {
                 "opaquePorts": s.opaque_ports,
                 "targets": self.targets.as_ref().map(targets_json).unwrap_or_default(),
             },
-            "identity": self.credentials.as_ref().and_then(|c| c.borrow().as_deref().map(identity_json)),
+            "identity": self.credentials.as_ref().map(|c| summary(c.borrow().as_deref(), SystemTime::now())),
             "appProbes": s.app_probes.0.keys().collect::<Vec<_>>(),
         });
         match serde_json::to_vec_pretty(&view) {
@@ -203,23 +203,6 @@ fn targets_json(targets: &Targets) -> Vec<serde_json::Value> {
             })
         })
         .collect()
-}
-
-/// The proxy's certificate: who it says the proxy is, and until when.
-fn identity_json(credentials: &Credentials) -> serde_json::Value {
-    let not_after = credentials
-        .not_after
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let expires_in = credentials
-        .not_after
-        .duration_since(SystemTime::now())
-        .map_or(0, |d| d.as_secs());
-    json!({
-        "identity": credentials.identity.to_string(),
-        "notAfterUnix": not_after,
-        "expiresInSeconds": expires_in,
-    })
 }
 
 fn text(status: StatusCode, message: &str) -> Response<Body> {

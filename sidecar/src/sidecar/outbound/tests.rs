@@ -480,6 +480,6 @@ async fn admin_config_shows_targets_routes_endpoints_and_the_certificate() {
         config["identity"]["identity"],
         "spiffe://cluster.local/ns/web/sa/frontend"
     );
-    let expires = config["identity"]["expiresInSeconds"].as_u64().unwrap();
+    let expires = config["identity"]["expiresInSecs"].as_u64().unwrap();
     assert!((23 * 3600..=24 * 3600).contains(&expires), "{expires}");
 }
