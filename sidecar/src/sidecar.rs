@@ -77,6 +77,8 @@ use prometheus_client::registry::Registry;
 use targets::Targets;
 
 use crate::identity::CredentialsRx;
+use crate::mesh::inbound::metrics::InboundMetrics;
+use crate::mesh::inbound::{Inbound, InboundParams};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 
@@ -99,14 +101,18 @@ pub async fn run(settings: SidecarSettings, credentials: CredentialsRx) -> anyho
     let targets = mesh_outbound.targets.clone();
     let outbound_v6 = outbound_v6.map(|l| mesh_outbound.clone().serve(l));
     let outbound = mesh_outbound.serve(outbound);
-    let forwarder = |listener| Forwarder {
-        listener,
-        direction: Direction::Inbound,
-        connect_timeout: settings.connect_timeout,
-        metrics: metrics.clone(),
-    };
-    let inbound_v6 = inbound_v6.map(|l| forwarder(l).serve());
-    let inbound = forwarder(inbound).serve();
+    let mesh_inbound = Inbound::new(
+        InboundParams::new(
+            settings.inbound_policy,
+            settings.inbound_identity_header,
+            settings.connect_timeout,
+        ),
+        credentials.clone(),
+        InboundMetrics::register(&mut registry),
+        metrics.clone(),
+    );
+    let inbound_v6 = inbound_v6.map(|l| mesh_inbound.clone().serve(l));
+    let inbound = mesh_inbound.serve(inbound);
     tracing::info!(
         admin = %settings.admin,
         outbound = %settings.outbound,
@@ -114,6 +120,7 @@ pub async fn run(settings: SidecarSettings, credentials: CredentialsRx) -> anyho
         ipv6 = outbound_v6.is_some() && inbound_v6.is_some(),
         app_probes = settings.app_probes.0.len(),
         discovery = settings.discovery.as_ref().map(|d| d.addr.as_str()),
+        inbound_policy = %settings.inbound_policy,
         "Sidecar listening"
     );
 

@@ -120,6 +120,21 @@ fn counter(pod: &Pod, name: &str, labels: &[&str]) -> Result<u64> {
         .sum())
 }
 
+/// A client and a server pod joined by a veth pair, with the app serving
+/// `ports` in the server.
+fn pods_with_app(client: &str, server: &str, ports: &str) -> Result<(Pod, Pod)> {
+    let client = Pod::new(client)?;
+    let server = Pod::new(server)?;
+    link(&client, CLIENT, &server, SERVER, 24)?;
+    let mut app = server.command(std::env::current_exe()?.to_str().context("exe path")?);
+    app.args(["--exact", "app_server", "--nocapture"])
+        .env(APP_ENV, ports);
+    app.stdout(Stdio::null());
+    server.spawn(app)?;
+    wait_for(&server, "http://127.0.0.1:7000/")?;
+    Ok((client, server))
+}
+
 fn init(pod: &Pod, extra: &[&str]) -> Result<String> {
     let mut args = vec![
         PROXY,
@@ -141,9 +156,15 @@ fn init(pod: &Pod, extra: &[&str]) -> Result<String> {
 }
 
 fn start_sidecar(pod: &Pod, app_probes: &str) -> Result<()> {
+    start_sidecar_with(pod, app_probes, &[])
+}
+
+/// [`start_sidecar`] with more environment variables.
+fn start_sidecar_with(pod: &Pod, app_probes: &str, env: &[(&str, &str)]) -> Result<()> {
     let mut sidecar = pod.command_as(PROXY_UID, PROXY);
     sidecar
         .args(["--mode", "sidecar"])
+        .envs(env.iter().copied())
         .env("FERRY_ADMIN_ADDR", "0.0.0.0:4191")
         .env("FERRY_INBOUND_PORT", "4143")
         .env("FERRY_OUTBOUND_PORT", "4140")
@@ -163,17 +184,8 @@ fn sidecars_intercept_and_forward_between_pods() -> Result<()> {
         eprintln!("skipped: {reason}");
         return Ok(());
     }
-    let client = Pod::new("client")?;
-    let server = Pod::new("server")?;
+    let (client, server) = pods_with_app("client", "server", "7000,7001")?;
     let names = [client.name().to_owned(), server.name().to_owned()];
-    link(&client, CLIENT, &server, SERVER, 24)?;
-
-    let mut app = server.command(std::env::current_exe()?.to_str().context("exe path")?);
-    app.args(["--exact", "app_server", "--nocapture"])
-        .env(APP_ENV, "7000,7001");
-    app.stdout(Stdio::null());
-    server.spawn(app)?;
-    wait_for(&server, "http://127.0.0.1:7000/")?;
 
     // Real iptables, twice: the second run rebuilds the same rules, and
     // rules of others in the nat table (a CNI's, say) stay.
@@ -295,17 +307,10 @@ fn ipv6_is_intercepted_with_init_ipv6() -> Result<()> {
         eprintln!("skipped: {reason}");
         return Ok(());
     }
-    let client = Pod::new("client6")?;
-    let server = Pod::new("server6")?;
-    link(&client, CLIENT, &server, SERVER, 24)?;
+    let (client, server) = pods_with_app("client6", "server6", "7000")?;
     for (pod, addr) in [(&client, "fd00:200::1/64"), (&server, "fd00:200::2/64")] {
         pod.run(&["ip", "-6", "addr", "add", addr, "dev", "eth0", "nodad"])?;
     }
-    let mut app = server.command(std::env::current_exe()?.to_str().context("exe path")?);
-    app.args(["--exact", "app_server", "--nocapture"])
-        .env(APP_ENV, "7000");
-    app.stdout(Stdio::null());
-    server.spawn(app)?;
     wait_for(&server, "http://[::1]:7000/")?;
     let printed = init(&client, &["--ipv6"])?;
     assert!(printed.contains("# ip6tables rules\n"), "{printed}");
@@ -332,6 +337,37 @@ fn ipv6_is_intercepted_with_init_ipv6() -> Result<()> {
         (code, body.as_str()),
         (200, "app port=7000 peer=127.0.0.1\n")
     );
+    Ok(())
+}
+
+/// `FERRY_INBOUND_POLICY=strict` on the server: plaintext and the app's own
+/// TLS from outside the mesh are refused (and counted) before reaching the
+/// app; excluded ports and the admin port are not intercepted at all.
+#[test]
+fn strict_mode_refuses_what_is_not_mesh_mtls() -> Result<()> {
+    if let Some(reason) = unavailable() {
+        eprintln!("skipped: {reason}");
+        return Ok(());
+    }
+    let (client, server) = pods_with_app("strictc", "stricts", "7000,7001")?;
+    init(&server, &[])?;
+    start_sidecar_with(&server, "{}", &[("FERRY_INBOUND_POLICY", "strict")])?;
+
+    let refused = ["reason=\"NotMesh\""];
+    assert_eq!(curl(&client, None, "http://10.200.0.2:7000/")?.0, 0);
+    assert_eq!(counter(&server, "inbound_refused_total", &refused)?, 1);
+    assert_eq!(curl(&client, None, "https://10.200.0.2:7000/")?.0, 0);
+    assert_eq!(counter(&server, "inbound_refused_total", &refused)?, 2);
+    let kind = ["kind=\"Refused\""];
+    assert_eq!(counter(&server, "inbound_connections_total", &kind)?, 2);
+    assert_eq!(counter(&server, "tcp_open_total", &["10.200.0.2:7000"])?, 0);
+
+    let (code, body) = curl(&client, None, "http://10.200.0.2:7001/")?;
+    assert_eq!(
+        (code, body.as_str()),
+        (200, "app port=7001 peer=10.200.0.1\n")
+    );
+    assert_eq!(curl(&client, None, "http://10.200.0.2:4191/live")?.0, 200);
     Ok(())
 }
 

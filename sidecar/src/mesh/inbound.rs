@@ -155,7 +155,7 @@ impl Inbound {
     }
 
     /// Accepts connections on `listener` until the task is dropped.
-    pub async fn serve(&self, listener: TcpListener) {
+    pub async fn serve(self, listener: TcpListener) {
         loop {
             let (tcp, peer) = match listener.accept().await {
                 Ok(conn) => conn,
