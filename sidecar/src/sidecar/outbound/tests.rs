@@ -329,6 +329,32 @@ async fn http1_calls_are_split_by_weight_over_mtls_http2() {
         v2_seen.lock().unwrap()[0].client,
         identity("web", "frontend")
     );
+
+    // An app speaking HTTP/2 with prior knowledge is detected too, and
+    // its version travels in the header.
+    let tcp = TcpStream::connect(proxy).await.unwrap();
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("http://reviews.shop.svc:9080/reviews/2")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let rsp = h2.send_request(req).await.unwrap();
+    assert_eq!(
+        (rsp.status(), rsp.version()),
+        (StatusCode::OK, http::Version::HTTP_2)
+    );
+    let last = |seen: &Mutex<Vec<Seen>>| seen.lock().unwrap().last().cloned().unwrap();
+    let body = rsp.into_body().collect().await.unwrap().to_bytes();
+    let seen = if &body[..] == b"v1" {
+        last(&v1_seen)
+    } else {
+        last(&v2_seen)
+    };
+    assert_eq!(seen.orig_proto.as_deref(), Some("HTTP/2"));
+    assert_eq!(seen.host.as_deref(), Some("reviews.shop.svc:9080"));
 }
 
 #[tokio::test]
