@@ -30,6 +30,7 @@ pub(crate) async fn run(args: &Args, size: Size, index: ClusterIndex) -> Result<
         synced: watch::channel(false).0,
         views: views.clone(),
         deploy: watch::channel(None).0,
+        watched: watch::channel(Default::default()).0,
     };
     let pipeline = Pipeline {
         index,
