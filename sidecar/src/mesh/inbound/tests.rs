@@ -24,6 +24,7 @@ use tokio_rustls::client::TlsStream;
 use super::*;
 use crate::body;
 use crate::identity::Credentials;
+use crate::mesh::dial::{DialMetrics, Dialer};
 use crate::mesh::test_pki::{TestCa, identity};
 use crate::mesh::tls::{SpiffeServerVerifier, client_config, provider, root_store};
 use crate::mesh::{CLIENT_IDENTITY_HEADER, ORIG_PROTO_HEADER, OpaqueHeader};
@@ -399,6 +400,25 @@ async fn opaque_to_the_dialled_port_is_spliced_and_to_another_refused() {
         ),
         1
     );
+}
+
+#[tokio::test]
+async fn the_outbound_sides_dialer_reaches_the_app_through_the_inbound_side() {
+    let pod = pod(InboundPolicy::Strict, false, echo_app().await).await;
+    let mut credentials = pod.ca.credentials(&client_identity());
+    credentials.roots = vec![pod.ca.root()];
+    let (_tx, rx) = watch::channel(Some(Arc::new(credentials)));
+    let metrics = DialMetrics::register(&mut Registry::default());
+    let dialer = Dialer::new(rx, Duration::from_secs(1), metrics);
+    let port = pod.app.addr.port();
+    let mut tls = dialer
+        .opaque(pod.addr, &server_identity(), port)
+        .await
+        .unwrap();
+    tls.write_all(b"line\n").await.unwrap();
+    let mut echoed = [0; 5];
+    tls.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(&echoed, b"line\n");
 }
 
 #[tokio::test]
