@@ -76,6 +76,14 @@ fn default_routes(
     })
 }
 
+/// Whether a Service port's `appProtocol` marks it opaque TCP.
+fn is_opaque(app_protocol: Option<&str>) -> bool {
+    matches!(
+        app_protocol.map(str::to_ascii_lowercase).as_deref(),
+        Some("tcp" | "ferry.dev/opaque")
+    )
+}
+
 /// The protocol a Service port's `appProtocol` announces.
 fn protocol_hint(app_protocol: Option<&str>) -> BackendProtocol {
     match app_protocol {
@@ -129,6 +137,7 @@ impl ClusterIndex {
             return passthrough;
         };
         let hint = protocol_hint(service_port.app_protocol.as_deref());
+        let opaque = is_opaque(service_port.app_protocol.as_deref());
         let routes = compile_service(&self.objects, id, port, &key.namespace)
             .or_else(|| default_routes(&self.objects, id, port));
         let (virtual_hosts, mut backends) = match routes {
@@ -164,6 +173,7 @@ impl ClusterIndex {
                 protocol_hint: convert::backend_protocol(hint) as i32,
                 virtual_hosts,
                 backends,
+                opaque,
             })),
         }
     }

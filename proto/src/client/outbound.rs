@@ -26,6 +26,8 @@ pub enum OutboundConfig {
         service: BackendId,
         /// Its protocol, from `appProtocol`.
         protocol_hint: BackendProtocol,
+        /// Whether `appProtocol` marks the port opaque TCP: no detection.
+        opaque: bool,
         /// The routes that apply to this caller; empty when none does
         /// (the call goes to the Service as Kubernetes routes it).
         routes: RouteTable,
@@ -130,6 +132,7 @@ fn convert(update: pb::OutboundUpdate) -> Result<OutboundConfig, ConvertError> {
         name: service_id.name,
         port: u16::try_from(service_id.port).unwrap_or(0),
     };
+    let opaque = service.opaque;
     let protocol_hint = match pb::BackendProtocol::try_from(service.protocol_hint) {
         Ok(pb::BackendProtocol::H2c) => BackendProtocol::H2c,
         Ok(pb::BackendProtocol::Websocket) => BackendProtocol::WebSocket,
@@ -151,6 +154,7 @@ fn convert(update: pb::OutboundUpdate) -> Result<OutboundConfig, ConvertError> {
         version,
         service: service_id,
         protocol_hint,
+        opaque,
         routes,
         backends,
     })

@@ -4,9 +4,9 @@
 //! 1. Its original destination is the target. Without discovery, or when
 //!    discovery does not answer in time, or says the target is not a mesh
 //!    Service, the bytes go to it untouched.
-//! 2. A mesh Service's connection is HTTP when its port's hint says so,
-//!    opaque when the port is in `FERRY_OPAQUE_PORTS`, else what
-//!    [`super::detect`] finds.
+//! 2. A mesh Service's connection is HTTP when its port's `appProtocol`
+//!    says so (h2c, WebSocket), opaque when it says `tcp` or the port is in
+//!    `FERRY_OPAQUE_PORTS`, else what [`super::detect`] finds.
 //! 3. HTTP is served with hyper and routed by the target's routes through
 //!    [`super::stack::sidecar_stack`], down to the endpoint over mTLS HTTP/2
 //!    ([`crate::mesh::client`]).
@@ -179,7 +179,7 @@ impl Outbound {
             return splice(io, &labels, to, self.connect_timeout, &self.tcp).await;
         };
         let empty = bytes::Bytes::new();
-        let (handling, prefix) = if self.opaque_ports.contains(&orig.port()) {
+        let (handling, prefix) = if view.opaque || self.opaque_ports.contains(&orig.port()) {
             (Handling::Opaque, empty)
         } else if view.protocol_hint != BackendProtocol::Http1 {
             // `appProtocol` says HTTP (h2c, WebSocket): no detection.

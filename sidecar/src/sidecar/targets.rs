@@ -45,6 +45,8 @@ pub struct ServiceView {
     pub service: BackendId,
     /// Its protocol, from `appProtocol`.
     pub protocol_hint: BackendProtocol,
+    /// `appProtocol` marks the port opaque TCP.
+    pub opaque: bool,
     /// The routes, as a config with one port: the target's.
     pub config: Arc<ProxyConfig>,
     /// The expected identity of each meshed endpoint.
@@ -293,6 +295,7 @@ fn service_view(
         version,
         service,
         protocol_hint,
+        opaque,
         routes,
         backends,
     } = view
@@ -332,6 +335,7 @@ fn service_view(
         version,
         service,
         protocol_hint,
+        opaque,
         config: Arc::new(config),
         identities: EndpointIdentities(Arc::new(identities)),
     }))

@@ -127,10 +127,23 @@ spec:
 "#,
     );
     let service = service_view(&index);
+    assert!(!service.opaque);
     let names: Vec<&str> = service
         .backends
         .iter()
         .map(|b| b.id.as_ref().unwrap().name.as_str())
         .collect();
     assert_eq!(names, ["ratings-v2"]);
+
+    // `appProtocol: tcp` marks the port opaque.
+    apply(
+        &mut index,
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {name: ratings, namespace: shop}
+spec: {clusterIP: 10.96.0.20, ports: [{name: http, port: 9080, appProtocol: tcp}]}
+"#,
+    );
+    assert!(service_view(&index).opaque);
 }

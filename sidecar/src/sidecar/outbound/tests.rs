@@ -174,6 +174,7 @@ fn service(
         version: 1,
         service: backend_id("reviews"),
         protocol_hint: BackendProtocol::Http1,
+        opaque: false,
         routes,
         backends: endpoints
             .iter()
@@ -435,11 +436,31 @@ async fn opaque_bytes_go_over_mtls_with_the_port_header() {
 #[tokio::test]
 async fn opaque_ports_skip_detection_and_unmeshed_endpoints_get_plain_tcp() {
     let echo = plain_echo("plain").await;
-    let (mut outbound, _) = outbound(one_endpoint(echo, None), None);
-    outbound.opaque_ports = Arc::new([9080].into());
+    let (mut by_port, _) = outbound(one_endpoint(echo, None), None);
+    by_port.opaque_ports = Arc::new([9080].into());
     // An HTTP request line on an opaque port is forwarded as bytes.
-    let proxy = listen(outbound, "10.96.0.12:9080".parse().unwrap()).await;
-    assert_eq!(exchange(proxy, b"GET /").await, "plain:GET /");
+    let proxy = listen(by_port, "10.96.0.12:9080".parse().unwrap()).await;
+    let request = b"GET / HTTP/1.1\r\nhost: reviews\r\nconnection: close\r\n\r\n";
+    assert_eq!(exchange(proxy, request).await, "plain:GET /");
+
+    // So it is when discovery says the port is opaque (`appProtocol: tcp`).
+    let marked = move || {
+        let mut view = one_endpoint(echo, None)()?;
+        if let OutboundConfig::Service { opaque, .. } = &mut view {
+            *opaque = true;
+        }
+        Ok(view)
+    };
+    let (marked, _) = outbound(marked, None);
+    let proxy = listen(marked, "10.96.0.12:9080".parse().unwrap()).await;
+    assert_eq!(exchange(proxy, request).await, "plain:GET /");
+
+    // Without either, the same bytes are HTTP, routed to the endpoint,
+    // which does not answer HTTP.
+    let (detected, _) = outbound(one_endpoint(echo, None), None);
+    let proxy = listen(detected, "10.96.0.12:9080".parse().unwrap()).await;
+    let answer = exchange(proxy, request).await;
+    assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
 }
 
 #[tokio::test]

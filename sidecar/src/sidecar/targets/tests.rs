@@ -16,6 +16,7 @@ fn view(version: u64, endpoint: &str, identity: Option<&str>) -> OutboundConfig 
         version,
         service: id.clone(),
         protocol_hint: BackendProtocol::Http1,
+        opaque: false,
         routes: RouteTable::default(),
         backends: vec![(
             id,
