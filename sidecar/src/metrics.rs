@@ -1,7 +1,9 @@
 //! Request metrics, registered on a registry passed in: requests by route,
 //! backend and status code, and a latency histogram (to response headers).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -34,6 +36,24 @@ pub struct RequestLabels {
 pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    /// The series of each label set seen, found without building the
+    /// families' `String` labels for every request.
+    series: Arc<Mutex<HashMap<SeriesKey, Series>>>,
+}
+
+/// Labels of a request as the layers set them: shared strings.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct SeriesKey {
+    route: Option<Arc<str>>,
+    backend: Option<Arc<str>>,
+    code: u16,
+}
+
+/// The metrics of one label set.
+#[derive(Clone, Debug)]
+struct Series {
+    requests: Counter,
+    latency: Histogram,
 }
 
 /// Records every request's outcome.
@@ -69,12 +89,35 @@ impl Metrics {
             "Time to response headers, by route, backend and status code",
             latency.clone(),
         );
-        Self { requests, latency }
+        Self {
+            requests,
+            latency,
+            series: Arc::default(),
+        }
     }
 
-    fn record(&self, labels: &RequestLabels, seconds: f64) {
-        self.requests.get_or_create(labels).inc();
-        self.latency.get_or_create(labels).observe(seconds);
+    fn record(&self, key: SeriesKey, seconds: f64) {
+        let series = {
+            let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+            match series.get(&key) {
+                Some(found) => found.clone(),
+                None => {
+                    let labels = RequestLabels {
+                        route: label(key.route.as_deref()),
+                        backend: label(key.backend.as_deref()),
+                        code: key.code,
+                    };
+                    let found = Series {
+                        requests: self.requests.get_or_create(&labels).clone(),
+                        latency: self.latency.get_or_create(&labels).clone(),
+                    };
+                    series.insert(key, found.clone());
+                    found
+                }
+            }
+        };
+        series.requests.inc();
+        series.latency.observe(seconds);
     }
 }
 
@@ -119,12 +162,12 @@ where
         let response = self.inner.call(req);
         Box::pin(async move {
             let rsp = response.await?;
-            let labels = RequestLabels {
-                route: label(rsp.extensions().get::<RouteLabel>().map(|l| &*l.0)),
-                backend: label(rsp.extensions().get::<BackendLabel>().map(|l| &*l.0)),
+            let key = SeriesKey {
+                route: rsp.extensions().get::<RouteLabel>().map(|l| l.0.clone()),
+                backend: rsp.extensions().get::<BackendLabel>().map(|l| l.0.clone()),
                 code: rsp.status().as_u16(),
             };
-            metrics.record(&labels, start.elapsed().as_secs_f64());
+            metrics.record(key, start.elapsed().as_secs_f64());
             Ok(rsp)
         })
     }

@@ -31,6 +31,7 @@ pub struct BackendLabel(pub Arc<str>);
 pub struct BackendLayer {
     forward: Forward,
     sequences: Sequences,
+    labels: BackendLabels,
 }
 
 /// See [`BackendLayer`].
@@ -38,8 +39,13 @@ pub struct BackendLayer {
 pub struct PickBackend<S> {
     forward: Forward,
     sequences: Sequences,
+    labels: BackendLabels,
     inner: S,
 }
+
+/// The label of each backend seen, formatted once rather than per request.
+#[derive(Clone, Debug, Default)]
+struct BackendLabels(Arc<Mutex<HashMap<BackendId, BackendLabel>>>);
 
 /// A request counter per rule, driving its sequence of picks.
 #[derive(Clone, Debug, Default)]
@@ -56,6 +62,20 @@ impl BackendLabel {
     }
 }
 
+// === impl BackendLabels ===
+
+impl BackendLabels {
+    fn get(&self, id: &BackendId) -> BackendLabel {
+        let mut labels = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(label) = labels.get(id) {
+            return label.clone();
+        }
+        let label = BackendLabel::new(id);
+        labels.insert(id.clone(), label.clone());
+        label
+    }
+}
+
 // === impl BackendLayer ===
 
 impl BackendLayer {
@@ -64,6 +84,7 @@ impl BackendLayer {
         Self {
             forward,
             sequences: Sequences::default(),
+            labels: BackendLabels::default(),
         }
     }
 }
@@ -75,6 +96,7 @@ impl<S> Layer<S> for BackendLayer {
         PickBackend {
             forward: self.forward.clone(),
             sequences: self.sequences.clone(),
+            labels: self.labels.clone(),
             inner,
         }
     }
@@ -96,41 +118,50 @@ where
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        let Some(ctx) = req.extensions().get::<RouteCtx>().cloned() else {
+        let Some(ctx) = req.extensions().get::<RouteCtx>() else {
             return Box::pin(async {
                 Err(ProxyError::NoBackends {
                     rule: String::new(),
                 })
             });
         };
-        let rule = ctx.action.rule.to_string();
-        let point = self.sequences.next_point(&ctx.action.rule);
-        let index = match pick(&ctx.action.backends, point) {
+        let (config, action) = (ctx.config.clone(), ctx.action.clone());
+        let point = self.sequences.next_point(&action.rule);
+        let index = match pick(&action.backends, point) {
             Pick::Index(index) => index,
             Pick::NoBackends => {
+                let rule = action.rule.to_string();
                 return Box::pin(async move { Err(ProxyError::NoBackends { rule }) });
             }
             Pick::AllZero => {
+                let rule = action.rule.to_string();
                 return Box::pin(async move { Err(ProxyError::InvalidBackend { rule }) });
             }
         };
-        let chosen = &ctx.action.backends[index];
+        let chosen = &action.backends[index];
         let Some(id) = chosen.target.clone() else {
+            let rule = action.rule.to_string();
             return Box::pin(async move { Err(ProxyError::InvalidBackend { rule }) });
         };
-        let rsp_ctx = match apply_request(&chosen.filters, &mut req, &ctx, &self.forward) {
-            Ok(rsp_ctx) => rsp_ctx,
-            Err(rsp) => return Box::pin(async move { Ok(*rsp) }),
+        // Most backendRefs have no filters: then the route context is not
+        // needed again.
+        let rsp_ctx = if chosen.filters.is_empty() {
+            None
+        } else {
+            let ctx = ctx.clone();
+            match apply_request(&chosen.filters, &mut req, &ctx, &self.forward) {
+                Ok(rsp_ctx) => Some(rsp_ctx),
+                Err(rsp) => return Box::pin(async move { Ok(*rsp) }),
+            }
         };
-        let label = BackendLabel::new(&id);
-        req.extensions_mut().insert(Target {
-            config: ctx.config.clone(),
-            id,
-        });
+        let label = self.labels.get(&id);
+        req.extensions_mut().insert(Target { config, id });
         let response = self.inner.call(req);
         Box::pin(async move {
             let mut rsp = response.await?;
-            apply_response(&ctx.action.backends[index].filters, &rsp_ctx, &mut rsp);
+            if let Some(rsp_ctx) = rsp_ctx {
+                apply_response(&action.backends[index].filters, &rsp_ctx, &mut rsp);
+            }
             rsp.extensions_mut().insert(label);
             Ok(rsp)
         })

@@ -228,7 +228,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        let Some(target) = req.extensions().get::<Target>().cloned() else {
+        let Some(target) = req.extensions().get::<Target>() else {
             return Box::pin(async {
                 Err(ProxyError::InvalidBackend {
                     rule: String::new(),
@@ -244,10 +244,11 @@ where
             return Box::pin(async move { Err(ProxyError::NoEndpoints { backend }) });
         }
         let (endpoint, stats) = self.balancer.pick(&target.id, &backend.endpoints);
-        req.extensions_mut().insert(Selected {
+        let selected = Selected {
             endpoint,
             protocol: backend.protocol,
-        });
+        };
+        req.extensions_mut().insert(selected);
         let balancer = self.balancer.clone();
         let guard = PendingGuard::new(stats);
         let start = Instant::now();

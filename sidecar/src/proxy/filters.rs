@@ -75,8 +75,9 @@ where
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        let Some(ctx) = req.extensions().get::<RouteCtx>().cloned() else {
-            return Box::pin(self.inner.call(req));
+        let ctx = match req.extensions().get::<RouteCtx>() {
+            Some(ctx) if !ctx.action.filters.is_empty() => ctx.clone(),
+            _ => return Box::pin(self.inner.call(req)),
         };
         let filters = &ctx.action.filters;
         let rsp_ctx = match apply_request(filters, &mut req, &ctx, &self.forward) {

@@ -2,7 +2,11 @@
 //! kept for an upgrade), `Host` kept or derived from the authority, and the
 //! `X-Forwarded-*` headers set.
 
+use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::task::{Context, Poll};
+
+use bytes::BytesMut;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
@@ -75,6 +79,30 @@ where
     }
 }
 
+/// Appends `ip` as text: IPv4 by hand, as `Ipv4Addr`'s `Display` (which
+/// handles padding) is a visible cost on every request.
+fn push_ip(out: &mut BytesMut, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b".");
+                }
+                if octet >= 100 {
+                    out.extend_from_slice(&[b'0' + octet / 100]);
+                }
+                if octet >= 10 {
+                    out.extend_from_slice(&[b'0' + octet / 10 % 10]);
+                }
+                out.extend_from_slice(&[b'0' + octet % 10]);
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 /// Whether the request asks for a protocol upgrade (WebSocket).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
@@ -124,17 +152,46 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 }
 
 fn set_forwarded(headers: &mut HeaderMap, info: &ConnInfo) {
-    let ip = info.peer.ip().to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prior) => format!("{prior}, {ip}"),
-        None => ip,
-    };
-    if let Ok(value) = HeaderValue::from_str(&xff) {
+    let prior = headers
+        .get(&X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+        .map(str::as_bytes);
+    let mut xff = BytesMut::with_capacity(prior.map_or(0, |p| p.len() + 2) + 39);
+    if let Some(prior) = prior {
+        xff.extend_from_slice(prior);
+        xff.extend_from_slice(b", ");
+    }
+    push_ip(&mut xff, info.peer.ip());
+    if let Ok(value) = HeaderValue::from_maybe_shared(xff.freeze()) {
         headers.insert(X_FORWARDED_FOR, value);
     }
     let proto = if info.tls { "https" } else { "http" };
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     if let Some(host) = headers.get(header::HOST).cloned() {
         headers.insert(X_FORWARDED_HOST, host);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+
+    #[test]
+    fn ips_are_written_as_display_writes_them() {
+        let ips: Vec<IpAddr> = vec![
+            Ipv4Addr::new(0, 0, 0, 0).into(),
+            Ipv4Addr::new(127, 0, 0, 1).into(),
+            Ipv4Addr::new(10, 99, 100, 255).into(),
+            Ipv4Addr::new(192, 168, 9, 10).into(),
+            Ipv6Addr::LOCALHOST.into(),
+            "2001:db8::ff00:42:8329".parse::<Ipv6Addr>().unwrap().into(),
+        ];
+        for ip in ips {
+            let mut out = BytesMut::new();
+            push_ip(&mut out, ip);
+            assert_eq!(&out[..], ip.to_string().as_bytes());
+        }
     }
 }

@@ -2,11 +2,12 @@
 //! config in force when the request arrives. Unmatched requests get 404.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use ferry_core::model::{PathMatch, RequestHead};
+use ferry_core::model::{PathMatch, RequestHead, RuleRef};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use tower::{Layer, Service};
@@ -26,21 +27,30 @@ pub struct RouteLabel(pub Arc<str>);
 #[derive(Clone, Debug)]
 pub struct RouteLayer {
     config: ConfigRx,
+    labels: RuleLabels,
 }
 
 /// See [`RouteLayer`].
 #[derive(Clone, Debug)]
 pub struct Route<S> {
     config: ConfigRx,
+    labels: RuleLabels,
     inner: S,
 }
+
+/// The label of each rule seen, formatted once rather than per request.
+#[derive(Clone, Debug, Default)]
+struct RuleLabels(Arc<Mutex<HashMap<RuleRef, RouteLabel>>>);
 
 // === impl RouteLayer ===
 
 impl RouteLayer {
     /// Routes with whatever `config` holds when each request arrives.
     pub fn new(config: ConfigRx) -> Self {
-        Self { config }
+        Self {
+            config,
+            labels: RuleLabels::default(),
+        }
     }
 }
 
@@ -50,6 +60,7 @@ impl<S> Layer<S> for RouteLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Route {
             config: self.config.clone(),
+            labels: self.labels.clone(),
             inner,
         }
     }
@@ -74,7 +85,7 @@ where
         let Some(ctx) = self.route(&req) else {
             return Box::pin(async { Ok(not_found()) });
         };
-        let label = RouteLabel(Arc::from(ctx.action.rule.to_string()));
+        let label = self.labels.get(&ctx.action.rule);
         req.extensions_mut().insert(ctx);
         let response = self.inner.call(req);
         Box::pin(async move {
@@ -108,6 +119,20 @@ impl<S> Route<S> {
             action: matched.action.clone(),
             prefix,
         })
+    }
+}
+
+// === impl RuleLabels ===
+
+impl RuleLabels {
+    fn get(&self, rule: &RuleRef) -> RouteLabel {
+        let mut labels = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(label) = labels.get(rule) {
+            return label.clone();
+        }
+        let label = RouteLabel(Arc::from(rule.to_string()));
+        labels.insert(rule.clone(), label.clone());
+        label
     }
 }
 
