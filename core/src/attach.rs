@@ -194,7 +194,7 @@ impl RouteMeta {
 }
 
 impl RouteMeta {
-    /// Reads a GRPCRoute (attached and given status; not compiled yet).
+    /// Reads a GRPCRoute.
     pub fn of_grpc_route(id: &NsName, route: &GrpcRoute) -> Self {
         let spec = &route.spec;
         Self {

@@ -42,11 +42,13 @@
 mod backends;
 mod filters;
 mod gateway_status;
+mod grpc;
 mod mesh;
 mod order;
 mod rules;
 mod table;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use gateway_api::experimental::httproutes::HttpRouteRules;
@@ -121,8 +123,8 @@ pub fn compile_with_status(objects: &Objects, selector: &GatewaySelector) -> (Pr
     };
     let mut attached: BTreeMap<(NsName, String), BTreeSet<NsName>> = BTreeMap::new();
     let mut placed = Vec::new();
-    for (id, route) in objects.http_routes() {
-        let meta = RouteMeta::of_http_route(id, route);
+    for (meta, route) in routes(objects) {
+        let id = &meta.id;
         let attachments: Vec<ParentAttachment> = meta
             .parent_refs
             .iter()
@@ -134,10 +136,21 @@ pub fn compile_with_status(objects: &Objects, selector: &GatewaySelector) -> (Pr
         {
             continue;
         }
-        let compiled = compile_route(&mut resolver, id, route);
+        let compiled = match &route {
+            Ok(route) => compile_route(&mut resolver, meta.kind, id, route),
+            Err(refusal) => CompiledRoute {
+                rules: Vec::new(),
+                unresolved: Vec::new(),
+                refused: Some(refusal.clone()),
+            },
+        };
         status
             .routes
             .push(route_status(&meta, &attachments, &compiled));
+        let created = route
+            .as_ref()
+            .ok()
+            .and_then(|r| r.metadata.creation_timestamp.clone());
         for l in attachments.iter().flat_map(ParentAttachment::attached) {
             attached
                 .entry((l.gateway.clone(), l.listener.clone()))
@@ -150,12 +163,11 @@ pub fn compile_with_status(objects: &Objects, selector: &GatewaySelector) -> (Pr
                 for (index, rule) in compiled.rules.iter().enumerate() {
                     let Ok(rule) = rule else { continue };
                     for (matched, matcher) in rule.matchers.iter().enumerate() {
-                        let created = route.metadata.creation_timestamp.as_ref();
                         placed.push(Placed {
                             gateway: l.gateway.clone(),
                             listener: l.listener.clone(),
                             hostname: hostname.clone(),
-                            key: Precedence::new(matcher, created, id, index, matched),
+                            key: Precedence::new(matcher, created.as_ref(), id, index, matched),
                             entry: RouteEntry {
                                 matcher: matcher.clone(),
                                 action: rule.action.clone(),
@@ -166,49 +178,6 @@ pub fn compile_with_status(objects: &Objects, selector: &GatewaySelector) -> (Pr
             }
         }
     }
-    for (id, route) in objects.grpc_routes() {
-        let meta = RouteMeta::of_grpc_route(id, route);
-        let attachments: Vec<ParentAttachment> = meta
-            .parent_refs
-            .iter()
-            .map(|p| attach::attach(objects, &gateways, &meta, p))
-            .collect();
-        if attachments
-            .iter()
-            .all(|a| matches!(a.outcome, Outcome::NotOurs(_)))
-        {
-            continue;
-        }
-        // Not served yet: HTTP listeners do not list GRPCRoute among their
-        // kinds, so attachment explains that; references are still checked.
-        let mut unresolved = Vec::new();
-        for b in route
-            .spec
-            .rules
-            .iter()
-            .flatten()
-            .flat_map(|r| r.backend_refs.iter().flatten())
-        {
-            let r = backends::BackendRef {
-                group: b.group.as_deref(),
-                kind: b.kind.as_deref(),
-                namespace: b.namespace.as_deref(),
-                name: &b.name,
-                port: b.port,
-            };
-            if let Err(problem) = resolver.resolve(Kind::GrpcRoute, &id.namespace, r) {
-                unresolved.push(problem);
-            }
-        }
-        let compiled = CompiledRoute {
-            rules: Vec::new(),
-            unresolved,
-            refused: None,
-        };
-        status
-            .routes
-            .push(route_status(&meta, &attachments, &compiled));
-    }
     status.gateways = gateways
         .values()
         .map(|view| gateway_status::gateway(objects, view, &attached))
@@ -217,7 +186,29 @@ pub fn compile_with_status(objects: &Objects, selector: &GatewaySelector) -> (Pr
     (config, status)
 }
 
-fn compile_route(resolver: &mut Resolver<'_>, id: &NsName, route: &HttpRoute) -> CompiledRoute {
+/// Every route Ferry compiles, as HTTPRoutes: GRPCRoutes are lowered
+/// ([`grpc`]), or refused when they cannot be.
+fn routes(
+    objects: &Objects,
+) -> impl Iterator<Item = (RouteMeta, Result<Cow<'_, HttpRoute>, Refusal>)> {
+    let http = objects
+        .http_routes()
+        .map(|(id, r)| (RouteMeta::of_http_route(id, r), Ok(Cow::Borrowed(r))));
+    let grpc = objects.grpc_routes().map(|(id, r)| {
+        (
+            RouteMeta::of_grpc_route(id, r),
+            grpc::lower(r).map(Cow::Owned),
+        )
+    });
+    http.chain(grpc)
+}
+
+fn compile_route(
+    resolver: &mut Resolver<'_>,
+    kind: Kind,
+    id: &NsName,
+    route: &HttpRoute,
+) -> CompiledRoute {
     let default_rule = [HttpRouteRules::default()];
     let rules = match route.spec.rules.as_deref() {
         None | Some([]) => &default_rule[..],
@@ -250,7 +241,7 @@ fn compile_route(resolver: &mut Resolver<'_>, id: &NsName, route: &HttpRoute) ->
     let rules: Vec<_> = rules
         .iter()
         .enumerate()
-        .map(|(index, rule)| rules::compile_rule(resolver, id, index, rule, &mut unresolved))
+        .map(|(index, rule)| rules::compile_rule(resolver, kind, id, index, rule, &mut unresolved))
         .collect();
     let refused = if rules.iter().all(Result::is_err) {
         Refusal::combine(

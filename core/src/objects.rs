@@ -47,7 +47,7 @@ pub enum Object {
     Gateway(Gateway),
     /// `gateway.networking.k8s.io/v1 HTTPRoute`.
     HttpRoute(HttpRoute),
-    /// `gateway.networking.k8s.io/v1 GRPCRoute` (stored; not compiled yet).
+    /// `gateway.networking.k8s.io/v1 GRPCRoute`.
     GrpcRoute(GrpcRoute),
     /// `gateway.networking.k8s.io/v1 ReferenceGrant` (v1beta1 read too).
     ReferenceGrant(ReferenceGrant),

@@ -20,6 +20,7 @@ use ferry_core::objects::GATEWAY_GROUP;
 /// Features of the Gateway API Ferry supports, sorted by name as the spec
 /// asks; shown on Ferry's GatewayClasses.
 pub const SUPPORTED_FEATURES: &[&str] = &[
+    "GRPCRoute",
     "Gateway",
     "GatewayHTTPListenerIsolation",
     "GatewayPort8080",

@@ -6,6 +6,7 @@ mod support;
 mod ca;
 mod deployer;
 mod discovery;
+mod grpc;
 mod leader;
 mod readiness;
 mod secrets;

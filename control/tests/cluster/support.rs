@@ -148,8 +148,8 @@ pub(crate) fn condition(entry: &Value, type_: &str) -> Option<(String, String)> 
     ))
 }
 
-/// Waits until Ferry's entry for `parent` on route `name` has `type_` with
-/// `status` and `reason`; returns the route.
+/// Waits until Ferry's entry for `parent` on HTTPRoute `name` has `type_`
+/// with `status` and `reason`; returns the route.
 pub(crate) async fn wait_route(
     client: &Client,
     ns: &str,
@@ -158,8 +158,21 @@ pub(crate) async fn wait_route(
     type_: &str,
     expected: (&str, &str),
 ) -> Result<Value> {
+    let route = ("HTTPRoute", name);
+    wait_route_of(client, ns, route, parent, type_, expected).await
+}
+
+/// [`wait_route`] for a route of any kind: `route` is (kind, name).
+pub(crate) async fn wait_route_of(
+    client: &Client,
+    ns: &str,
+    (kind, name): (&str, &str),
+    parent: &str,
+    type_: &str,
+    expected: (&str, &str),
+) -> Result<Value> {
     let what = format!("{type_}={} {} for parent {parent}", expected.0, expected.1);
-    wait_for(client, "HTTPRoute", ns, name, &what, |route| {
+    wait_for(client, kind, ns, name, &what, |route| {
         ferry_parent(route, parent).and_then(|p| condition(p, type_))
             == Some((expected.0.to_string(), expected.1.to_string()))
     })

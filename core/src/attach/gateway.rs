@@ -115,8 +115,8 @@ impl ListenerView {
                 for k in kinds {
                     let group = k.group.as_deref().unwrap_or(GATEWAY_GROUP);
                     match Kind::from_group_kind(group, &k.kind) {
-                        Some(Kind::HttpRoute) if protocol.is_some() => {
-                            supported.push(Kind::HttpRoute)
+                        Some(kind @ (Kind::HttpRoute | Kind::GrpcRoute)) if protocol.is_some() => {
+                            supported.push(kind)
                         }
                         _ => problems.push(Refusal::new(
                             Reason::InvalidRouteKinds,
@@ -129,7 +129,7 @@ impl ListenerView {
                 }
                 supported
             }
-            _ if protocol.is_some() => vec![Kind::HttpRoute],
+            _ if protocol.is_some() => vec![Kind::HttpRoute, Kind::GrpcRoute],
             _ => Vec::new(),
         };
         let namespaces = AllowedNamespaces::new(

@@ -120,6 +120,8 @@ impl<'a> Resolver<'a> {
             let protocol = match service_port.and_then(|p| p.app_protocol.as_deref()) {
                 Some("kubernetes.io/h2c") => BackendProtocol::H2c,
                 Some("kubernetes.io/ws" | "kubernetes.io/wss") => BackendProtocol::WebSocket,
+                // gRPC is HTTP/2 only.
+                _ if route_kind == Kind::GrpcRoute => BackendProtocol::H2c,
                 _ => BackendProtocol::Http1,
             };
             self.backends.insert(

@@ -19,6 +19,8 @@ use crate::status::Reason;
 /// What filter compilation needs from its rule.
 pub(super) struct Ctx<'a, 'b> {
     pub(super) resolver: &'b mut Resolver<'a>,
+    /// The kind of the route (ReferenceGrants name it).
+    pub(super) kind: Kind,
     pub(super) route: &'b NsName,
     /// Whether every match of the rule is a `PathPrefix` match (needed by
     /// `ReplacePrefixMatch`).
@@ -274,10 +276,7 @@ fn mirror(ctx: &mut Ctx<'_, '_>, m: &HttpRouteRulesFiltersRequestMirror) -> Resu
         name: &b.name,
         port: b.port,
     };
-    let target = match ctx
-        .resolver
-        .resolve(Kind::HttpRoute, &ctx.route.namespace, r)
-    {
+    let target = match ctx.resolver.resolve(ctx.kind, &ctx.route.namespace, r) {
         Ok(id) => Some(id),
         Err(problem) => {
             ctx.unresolved.push(problem);

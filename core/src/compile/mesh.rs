@@ -1,8 +1,8 @@
 //! GAMMA: routes whose parent is a Service steer calls to that Service.
 //!
 //! For a client in namespace `N` calling Service `S` on port `P`, the routes
-//! that apply are HTTPRoutes with a parentRef to `S` (with no port, or port
-//! `P`) that Ferry accepts:
+//! that apply are HTTPRoutes (and GRPCRoutes, lowered to HTTPRoutes) with a
+//! parentRef to `S` (with no port, or port `P`) that Ferry accepts:
 //!
 //! - consumer routes, in `N` when `N` is not `S`'s namespace: when any
 //!   exists, they replace the producer routes for that client;
@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use super::backends::{BackendRef, Resolver};
 use super::compile_route;
 use super::order::Precedence;
-use crate::attach::{self, Outcome, RouteMeta};
+use crate::attach::{self, Outcome};
 use crate::model::{Backend, BackendId, HostPattern, RouteEntry, RouteTable, VirtualHost};
 use crate::objects::{Kind, NsName, Objects};
 
@@ -43,12 +43,13 @@ pub fn compile_service(
     let mut resolver = Resolver::new(objects);
     let mut producer = Vec::new();
     let mut consumer = Vec::new();
-    for (id, route) in objects.http_routes() {
+    for (meta, route) in super::routes(objects) {
+        let id = &meta.id;
         let is_consumer = id.namespace != service.namespace;
         if is_consumer && id.namespace != client_namespace {
             continue;
         }
-        let meta = RouteMeta::of_http_route(id, route);
+        let Ok(route) = route else { continue };
         let binds = meta.parent_refs.iter().any(|p| {
             p.is_service()
                 && p.namespace == service.namespace
@@ -62,7 +63,7 @@ pub fn compile_service(
         if !binds {
             continue;
         }
-        let compiled = compile_route(&mut resolver, id, route);
+        let compiled = compile_route(&mut resolver, meta.kind, id, &route);
         if compiled.refused.is_some() {
             continue;
         }

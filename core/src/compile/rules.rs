@@ -1,4 +1,4 @@
-//! One HTTPRoute rule compiled into matchers and an action, or refused with
+//! One HTTPRoute rule (or a lowered GRPCRoute's) compiled into matchers and an action, or refused with
 //! the reason that makes it invalid.
 
 use std::sync::Arc;
@@ -33,6 +33,7 @@ pub(super) struct CompiledRule {
 /// drops the rule.
 pub(super) fn compile_rule(
     resolver: &mut Resolver<'_>,
+    kind: Kind,
     route: &NsName,
     index: usize,
     rule: &HttpRouteRules,
@@ -59,6 +60,7 @@ pub(super) fn compile_rule(
         .all(|m| matches!(m.path, PathMatch::Prefix(_)));
     let mut ctx = filters::Ctx {
         resolver,
+        kind,
         route,
         all_prefix,
         unresolved,
@@ -74,7 +76,7 @@ pub(super) fn compile_rule(
             name: &b.name,
             port: b.port,
         };
-        let target = match ctx.resolver.resolve(Kind::HttpRoute, &route.namespace, r) {
+        let target = match ctx.resolver.resolve(kind, &route.namespace, r) {
             Ok(id) => Some(id),
             Err(problem) => {
                 ctx.unresolved.push(problem);
@@ -114,7 +116,7 @@ pub(super) fn compile_rule(
         .map_err(invalid)?;
     let action = RouteAction {
         rule: RuleRef {
-            kind: Kind::HttpRoute.as_str().to_string(),
+            kind: kind.as_str().to_string(),
             namespace: route.namespace.clone(),
             name: route.name.clone(),
             index,

@@ -2,6 +2,7 @@
 //! reasons, and hostile input.
 
 mod backends;
+mod grpc;
 mod mesh;
 mod precedence;
 mod robustness;

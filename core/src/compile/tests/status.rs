@@ -138,7 +138,7 @@ fn no_matching_listener_hostname() {
 fn not_allowed_by_listeners_for_route_kind() {
     let gw = GATEWAY.replace(
         "allowedRoutes: {",
-        "allowedRoutes: {kinds: [{kind: GRPCRoute}], ",
+        "allowedRoutes: {kinds: [{kind: TCPRoute}], ",
     );
     let yaml = format!("{gw}{}", route_spec("  parentRefs: [{name: gw}]\n"));
     let (_, status) = compiled(&yaml);
@@ -402,30 +402,4 @@ fn status_serializes_with_spec_spelling() {
         ),
         ("False", "NoMatchingParent", Some(7))
     );
-}
-
-#[test]
-fn grpc_routes_are_explained_but_not_served_yet() {
-    let grpc = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GRPCRoute\nmetadata: {name: g, namespace: default}\nspec:\n  parentRefs: [{name: gw}]\n  rules: [{backendRefs: [{name: missing, port: 50051}]}]\n";
-    let (config, status) = status_of(grpc);
-    let route = status
-        .route(
-            crate::objects::Kind::GrpcRoute,
-            &NsName::new("default", "g"),
-        )
-        .unwrap();
-    assert_eq!(
-        condition(&route.parents[0], Accepted),
-        (false, Reason::NotAllowedByListeners)
-    );
-    assert!(
-        route.parents[0].conditions[0]
-            .message
-            .contains("does not allow GRPCRoute routes")
-    );
-    assert_eq!(
-        condition(&route.parents[0], ResolvedRefs),
-        (false, Reason::BackendNotFound)
-    );
-    assert!(config.backends.is_empty());
 }
