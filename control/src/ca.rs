@@ -17,6 +17,10 @@
 //!   client and server authentication. Every refusal is a gRPC status that
 //!   names why, counted in `ferry_control_certificates_total`.
 //!
+//! * TLS ([`tls`], optional, `--tls-addr`): the same gRPC services on a
+//!   port of their own with a server certificate from this CA, so tokens
+//!   never cross the network in clear; client certificates are optional.
+//!
 //! Standalone mode (objects from files, no apiserver) has no CA: there is
 //! no TokenReview to check proxies with.
 
@@ -37,6 +41,7 @@ pub mod anchors;
 pub mod material;
 pub mod review;
 pub mod store;
+pub mod tls;
 
 use material::{CsrRefusal, Material, MaterialError};
 use review::TokenRefusal;
@@ -52,6 +57,8 @@ pub struct CaSettings {
     pub lifetime: Duration,
     /// How often the Secret is read again (rotation).
     pub refresh: Duration,
+    /// Also serve the gRPC services with TLS, on a port of their own.
+    pub tls: Option<tls::TlsSettings>,
 }
 
 /// The `Certify` service.
@@ -122,6 +129,18 @@ impl CaService {
             material,
             metrics,
         }
+    }
+
+    /// Keeps a TLS server config with a certificate from this CA for
+    /// `settings` (a task on `tasks`).
+    pub fn server_config(
+        &self,
+        settings: tls::TlsSettings,
+        tasks: &mut JoinSet<()>,
+    ) -> tls::ServerConfigRx {
+        let (tx, rx) = watch::channel(None);
+        tasks.spawn(tls::keep_server_config(self.material.clone(), settings, tx));
+        rx
     }
 
     /// The tonic server wrapping this service.

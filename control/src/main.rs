@@ -8,9 +8,11 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use ferry_control::ca::CaSettings;
+use ferry_control::ca::tls::TlsSettings;
 use ferry_control::deployer::render::DeploySettings;
 use ferry_control::leader::{LeaseConfig, release};
 use ferry_control::run::{Settings, Source, start};
+use ferry_core::identity::Identity;
 use prometheus_client::registry::Registry;
 
 /// Ferry's control plane: index, status writer and discovery server.
@@ -76,6 +78,23 @@ struct Cli {
     /// How often the CA reads its Secret again (to follow a rotation).
     #[arg(long, env = "FERRY_IDENTITY_REFRESH", default_value = "60s", value_parser = parse_duration)]
     identity_refresh: Duration,
+    /// Also serve discovery and the CA with TLS on this address (a server
+    /// certificate from the CA; client certificates optional), so tokens
+    /// never cross the network in clear.
+    #[arg(long, env = "FERRY_TLS_ADDR")]
+    tls_addr: Option<SocketAddr>,
+    /// DNS names of the TLS server certificate (how proxies dial it).
+    #[arg(
+        long,
+        env = "FERRY_TLS_DNS_NAMES",
+        value_delimiter = ',',
+        default_value = "ferry-control.ferry-system.svc"
+    )]
+    tls_dns_names: Vec<String>,
+    /// The control plane's ServiceAccount: its identity in the TLS server
+    /// certificate is `spiffe://<trust-domain>/ns/<identity-namespace>/sa/<this>`.
+    #[arg(long, env = "FERRY_SERVICE_ACCOUNT", default_value = "ferry-control")]
+    service_account: String,
     /// Time limit of one status write.
     #[arg(long, env = "FERRY_STATUS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     status_timeout: Duration,
@@ -127,6 +146,20 @@ async fn main() -> Result<()> {
         lease_duration: cli.lease_duration,
         renew_every: cli.lease_renew,
     });
+    let tls = match cli.tls_addr {
+        Some(addr) => Some(TlsSettings {
+            addr,
+            identity: Identity::new(
+                cli.webhook_args.trust_domain.clone(),
+                cli.identity_namespace.clone(),
+                cli.service_account.clone(),
+            )
+            .context("failed to form the control plane's identity")?,
+            dns_names: cli.tls_dns_names.clone(),
+            lifetime: cli.identity_lifetime,
+        }),
+        None => None,
+    };
     let settings = Settings {
         discovery_addr: cli.discovery_addr,
         admin_addr: cli.admin_addr,
@@ -138,6 +171,7 @@ async fn main() -> Result<()> {
             secret: cli.identity_secret.clone(),
             lifetime: cli.identity_lifetime,
             refresh: cli.identity_refresh,
+            tls: tls.clone(),
         }),
         deploy: (!cli.no_deploy).then(|| DeploySettings {
             proxy_image: cli

@@ -72,6 +72,8 @@ pub struct Running {
     pub discovery_addr: SocketAddr,
     /// The bound admin address.
     pub admin_addr: SocketAddr,
+    /// The bound TLS address of the gRPC services, when served.
+    pub tls_addr: Option<SocketAddr>,
     /// Whether this replica leads (always `true` without election).
     pub leader: watch::Receiver<bool>,
     /// Whether the index has listed everything once.
@@ -176,21 +178,46 @@ pub async fn start(
         tasks.spawn(deployer.run(deploy_rx, leader.clone()));
     }
 
-    let ca = match (&source, settings.identity) {
-        (Source::Cluster(client), Some(ca)) => Some(CaService::start(
-            client.clone(),
-            settings.trust_domain.clone(),
-            ca,
-            &mut registry,
-            &mut tasks,
-        )),
+    let (ca, tls) = match (&source, settings.identity) {
+        (Source::Cluster(client), Some(mut settings_ca)) => {
+            let tls = settings_ca.tls.take();
+            let ca = CaService::start(
+                client.clone(),
+                settings.trust_domain.clone(),
+                settings_ca,
+                &mut registry,
+                &mut tasks,
+            );
+            let tls = match tls {
+                Some(tls) => {
+                    let listener = bind("TLS", tls.addr).await?;
+                    Some((listener, ca.server_config(tls, &mut tasks)))
+                }
+                None => None,
+            };
+            (Some(ca), tls)
+        }
         (Source::Files { .. }, Some(_)) => {
             tracing::warn!("Standalone mode has no identity CA: proxies get no certificates");
-            None
+            (None, None)
         }
-        (_, None) => None,
+        (_, None) => (None, None),
     };
     let service = DiscoveryService::new(views, metrics);
+    let tls_addr = tls.as_ref().and_then(|(l, _)| l.local_addr().ok());
+    if let Some((listener, configs)) = tls {
+        let (service, ca) = (service.clone(), ca.clone());
+        tasks.spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .add_service(service.into_server())
+                .add_optional_service(ca.map(CaService::into_server))
+                .serve_with_incoming(crate::ca::tls::incoming(listener, configs))
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "TLS gRPC server failed");
+            }
+        });
+    }
     tasks.spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(discovery);
         let served = tonic::transport::Server::builder()
@@ -206,6 +233,7 @@ pub async fn start(
     Ok(Running {
         discovery_addr,
         admin_addr,
+        tls_addr,
         leader,
         synced,
         tasks,

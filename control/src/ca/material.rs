@@ -8,7 +8,7 @@ use ferry_core::identity::Identity;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
+    PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType, SerialNumber,
 };
 
 /// How far a leaf's `notBefore` is set in the past, for peers whose clocks
@@ -157,10 +157,44 @@ impl Material {
         lifetime: Duration,
         now: SystemTime,
     ) -> Result<Issued, MaterialError> {
+        self.sign_names(&csr.public_key, vec![uri_san(identity)?], lifetime, now)
+    }
+
+    /// Signs a leaf for the control plane's own server: `identity`, then
+    /// the DNS names clients dial it by.
+    pub fn sign_server(
+        &self,
+        key: &KeyPair,
+        identity: &Identity,
+        dns_names: &[String],
+        lifetime: Duration,
+        now: SystemTime,
+    ) -> Result<Issued, MaterialError> {
+        let mut names = vec![uri_san(identity)?];
+        for name in dns_names {
+            let name = name
+                .clone()
+                .try_into()
+                .map_err(|source| MaterialError::Rcgen {
+                    what: "encode a DNS SAN",
+                    source,
+                })?;
+            names.push(SanType::DnsName(name));
+        }
+        self.sign_names(key, names, lifetime, now)
+    }
+
+    fn sign_names(
+        &self,
+        public_key: &impl PublicKeyData,
+        names: Vec<SanType>,
+        lifetime: Duration,
+        now: SystemTime,
+    ) -> Result<Issued, MaterialError> {
         let not_after = (now + lifetime).min(self.issuer_not_after);
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        params.subject_alt_names = vec![uri_san(identity)?];
+        params.subject_alt_names = names;
         params.not_before = (now - BACKDATE).into();
         params.not_after = not_after.into();
         params.serial_number = Some(SerialNumber::from_slice(&serial()));
@@ -171,12 +205,8 @@ impl Material {
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         params.use_authority_key_identifier_extension = true;
-        let request = CertificateSigningRequestParams {
-            params,
-            public_key: csr.public_key.clone(),
-        };
-        let leaf = request
-            .signed_by(&self.issuer)
+        let leaf = params
+            .signed_by(public_key, &self.issuer)
             .map_err(|source| MaterialError::Rcgen {
                 what: "sign the leaf",
                 source,

@@ -12,7 +12,9 @@ use ferry_api::identity::{CertifyError, certify};
 use ferry_api::identity_pb::CertifyResponse;
 use ferry_control::ca::CaSettings;
 use ferry_control::ca::material::GeneratedRoot;
+use ferry_control::ca::tls::TlsSettings;
 use ferry_control::run::{Running, Settings, Source, start};
+use ferry_core::identity::Identity;
 use ferry_harness::Cluster;
 use ferry_proxy::identity::{Credentials, CredentialsRx, IdentitySettings, summary};
 use k8s_openapi::ByteString;
@@ -31,6 +33,16 @@ const SECRET: &str = "ferry-identity";
 
 /// ferry-control with the CA, its Secret in `ca_ns`.
 async fn start_ca(cluster: &Cluster, ca_ns: &str, lifetime: Duration) -> Result<Running> {
+    start_ca_with(cluster, ca_ns, lifetime, None).await
+}
+
+/// ferry-control with the CA and, with `tls`, its TLS port.
+async fn start_ca_with(
+    cluster: &Cluster,
+    ca_ns: &str,
+    lifetime: Duration,
+    tls: Option<TlsSettings>,
+) -> Result<Running> {
     let settings = Settings {
         discovery_addr: "127.0.0.1:0".parse()?,
         admin_addr: "127.0.0.1:0".parse()?,
@@ -43,6 +55,7 @@ async fn start_ca(cluster: &Cluster, ca_ns: &str, lifetime: Duration) -> Result<
             secret: SECRET.to_string(),
             lifetime,
             refresh: Duration::from_millis(500),
+            tls,
         }),
     };
     Ok(start(
@@ -97,7 +110,7 @@ async fn certify_ready(
 ) -> Result<CertifyResponse, CertifyError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        match certify(&addr.to_string(), token.to_owned(), csr.to_owned()).await {
+        match certify(&addr.to_string(), None, token.to_owned(), csr.to_owned()).await {
             Err(e)
                 if e.code() == Some(tonic::Code::Unavailable)
                     && tokio::time::Instant::now() < deadline =>
@@ -427,5 +440,63 @@ async fn a_proxy_renews_before_expiry_and_keeps_its_credentials_on_failure() -> 
         metrics.contains(r#"ferry_control_certificates_total{result="unauthenticated",reason="token_not_authenticated"}"#),
         "{metrics}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_tls_port_serves_clients_that_trust_the_anchors() -> Result<()> {
+    let cluster = Cluster::start().await?;
+    let ns = cluster.namespace();
+    let tls = TlsSettings {
+        addr: "127.0.0.1:0".parse()?,
+        identity: Identity::new("cluster.local", ns, "ferry-control")?,
+        dns_names: vec!["localhost".to_string()],
+        lifetime: Duration::from_secs(3600),
+    };
+    let control = start_ca_with(&cluster, ns, Duration::from_secs(3600), Some(tls)).await?;
+    let https = format!(
+        "https://localhost:{}",
+        control.tls_addr.context("no TLS address")?.port()
+    );
+    let me = format!("spiffe://cluster.local/ns/{ns}/sa/default");
+    let good = token(&cluster, ns, "default", "ferry").await?;
+    let anchors = certify_ready(control.discovery_addr, &good, &csr(&me)?)
+        .await?
+        .trust_anchors_pem;
+
+    // A proxy with the mounted anchors gets its certificate over TLS.
+    let dir = tempfile::tempdir()?;
+    let token_path = dir.path().join("token");
+    let anchors_path = dir.path().join("ca.pem");
+    std::fs::write(&token_path, &good)?;
+    std::fs::write(&anchors_path, &anchors)?;
+    let vars = [
+        ("FERRY_TRUST_DOMAIN", "cluster.local".to_string()),
+        ("FERRY_POD_NAMESPACE", ns.to_string()),
+        ("FERRY_SERVICE_ACCOUNT", "default".to_string()),
+        ("FERRY_DISCOVERY_ADDR", control.discovery_addr.to_string()),
+        ("FERRY_IDENTITY_ADDR", https.clone()),
+        ("FERRY_IDENTITY_TOKEN", token_path.display().to_string()),
+        ("FERRY_TRUST_ANCHORS", anchors_path.display().to_string()),
+    ];
+    let settings = IdentitySettings::from_env(vars.map(|(k, v)| (k.to_string(), v)))?;
+    let mut rx = ferry_proxy::identity::spawn(settings);
+    let credentials = next_credentials(&mut rx, Duration::from_secs(30)).await?;
+    assert_eq!(credentials.identity.to_string(), me);
+
+    // A client trusting other anchors never sends its token: the
+    // handshake fails before any request.
+    let stranger = GeneratedRoot::generate("cluster.local", SystemTime::now())?;
+    let refused = certify(&https, Some(&stranger.cert_pem), good.clone(), csr(&me)?).await;
+    assert!(
+        matches!(refused, Err(CertifyError::Connect(_))),
+        "{refused:?}"
+    );
+    let refused = certify(&https, None, good.clone(), csr(&me)?).await;
+    assert!(
+        matches!(refused, Err(CertifyError::NoAnchors { .. })),
+        "{refused:?}"
+    );
+    certify(&https, Some(&anchors), good, csr(&me)?).await?;
     Ok(())
 }

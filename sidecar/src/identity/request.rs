@@ -67,14 +67,19 @@ pub async fn request(settings: &IdentitySettings) -> Result<Arc<Credentials>, Re
             path: settings.token_path.display().to_string(),
             source,
         })?;
-    let response =
-        ferry_api::identity::certify(&settings.ca_addr, token.trim().to_owned(), csr).await?;
     // The mounted anchors, when readable, are what this pod trusts
-    // independently of the answer.
+    // independently of the answer (and of the CA's TLS certificate).
     let mounted = match &settings.anchors_path {
         Some(path) => tokio::fs::read_to_string(path).await.ok(),
         None => None,
     };
+    let response = ferry_api::identity::certify(
+        &settings.ca_addr,
+        mounted.as_deref(),
+        token.trim().to_owned(),
+        csr,
+    )
+    .await?;
     let verified = verify(
         &settings.identity,
         &response.certificate_chain_pem,

@@ -12,7 +12,9 @@ pub struct IdentitySettings {
     /// The identity to ask for (`FERRY_TRUST_DOMAIN`, `FERRY_POD_NAMESPACE`,
     /// `FERRY_SERVICE_ACCOUNT`).
     pub identity: Identity,
-    /// The CA's address: ferry-control's gRPC port (`FERRY_DISCOVERY_ADDR`).
+    /// The CA's address: `FERRY_IDENTITY_ADDR` when set (`https://…` for
+    /// ferry-control's TLS port, checked against the mounted anchors), else
+    /// the plaintext gRPC port of `FERRY_DISCOVERY_ADDR`.
     pub ca_addr: String,
     /// The projected ServiceAccount token, read afresh for every request
     /// since the kubelet rotates it (`FERRY_IDENTITY_TOKEN`).
@@ -57,7 +59,7 @@ impl IdentitySettings {
         .map_err(IdentitySettingsError::Identity)?;
         Ok(Self {
             identity,
-            ca_addr: get("FERRY_DISCOVERY_ADDR")?,
+            ca_addr: get("FERRY_IDENTITY_ADDR").or_else(|_| get("FERRY_DISCOVERY_ADDR"))?,
             token_path: get("FERRY_IDENTITY_TOKEN")?.into(),
             anchors_path: get("FERRY_TRUST_ANCHORS").ok().map(PathBuf::from),
         })
@@ -98,6 +100,16 @@ mod tests {
             "spiffe://cluster.local/ns/shop/sa/reviews"
         );
         assert_eq!(settings.ca_addr, "ferry-control.ferry-system.svc:8090");
+        let mut tls = vars(ALL);
+        tls.push((
+            "FERRY_IDENTITY_ADDR".into(),
+            "https://ferry-control.ferry-system.svc:8443".into(),
+        ));
+        let settings = IdentitySettings::from_env(tls).unwrap();
+        assert_eq!(
+            settings.ca_addr,
+            "https://ferry-control.ferry-system.svc:8443"
+        );
         assert_eq!(
             settings.anchors_path,
             Some(PathBuf::from("/var/run/ferry/trust/ca.pem"))
