@@ -23,6 +23,7 @@ use http::{Request, Response, Uri, Version};
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::OnceCell;
+use tokio::time::Instant;
 use tower::Service;
 
 use super::ORIG_PROTO_HEADER;
@@ -47,26 +48,40 @@ pub struct MeshClient {
 
 type Sender = http2::SendRequest<Body>;
 
-/// A connection being made or made, by endpoint and expected identity.
-type Connections = HashMap<(SocketAddr, Identity), Arc<OnceCell<Sender>>>;
+/// Connections by endpoint and expected identity.
+type Connections = HashMap<(SocketAddr, Identity), Pooled>;
 
 /// One HTTP/2 connection per meshed endpoint and identity, made by the
-/// first request that needs it and shared by the rest.
+/// first request that needs it and shared by the rest. A connection
+/// unused for `idle_timeout` is dropped (it closes once its last request
+/// ends) when another endpoint is dialled, so endpoints that went away do
+/// not keep connections.
 #[derive(Debug)]
 struct Pool {
     dialer: Dialer,
+    idle_timeout: Duration,
     connections: Mutex<Connections>,
+}
+
+/// A connection being made or made, and when a request last took it.
+#[derive(Debug)]
+struct Pooled {
+    cell: Arc<OnceCell<Sender>>,
+    last_used: Instant,
 }
 
 // === impl MeshClient ===
 
 impl MeshClient {
-    /// Meshed endpoints through `dialer`, the others through `plain`.
-    pub fn new(dialer: Dialer, plain: Client) -> Self {
+    /// Meshed endpoints through `dialer`, the others through `plain`;
+    /// connections to meshed endpoints unused for `idle_timeout` are
+    /// dropped.
+    pub fn new(dialer: Dialer, plain: Client, idle_timeout: Duration) -> Self {
         Self {
             plain,
             pool: Arc::new(Pool {
                 dialer,
+                idle_timeout,
                 connections: Mutex::default(),
             }),
         }
@@ -176,12 +191,21 @@ impl Pool {
         identity: &Identity,
     ) -> Result<Sender, crate::body::BoxError> {
         let cell = {
+            let now = Instant::now();
             let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
-            let cell = connections.entry((addr, identity.clone())).or_default();
-            if cell.get().is_some_and(|s| s.is_closed()) {
-                *cell = Arc::default();
+            let key = (addr, identity.clone());
+            if !connections.contains_key(&key) {
+                evict_idle(&mut connections, now, self.idle_timeout);
             }
-            cell.clone()
+            let pooled = connections.entry(key).or_insert_with(|| Pooled {
+                cell: Arc::default(),
+                last_used: now,
+            });
+            if pooled.cell.get().is_some_and(|s| s.is_closed()) {
+                pooled.cell = Arc::default();
+            }
+            pooled.last_used = now;
+            pooled.cell.clone()
         };
         let sender = cell
             .get_or_try_init(|| async {
@@ -210,9 +234,39 @@ impl Pool {
         let key = (addr, identity.clone());
         if connections
             .get(&key)
-            .is_some_and(|cell| cell.get().is_none_or(|s| s.is_closed()))
+            .is_some_and(|p| p.cell.get().is_none_or(|s| s.is_closed()))
         {
             connections.remove(&key);
         }
+    }
+}
+
+/// Drops the connections unused for `idle` at `now`, and closed ones.
+fn evict_idle(connections: &mut Connections, now: Instant, idle: Duration) {
+    connections.retain(|_, p| {
+        now.duration_since(p.last_used) < idle && !p.cell.get().is_some_and(|s| s.is_closed())
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn connections_unused_for_the_idle_timeout_are_dropped() {
+        let id = |sa: &str| Identity::new("cluster.local", "shop", sa).unwrap();
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let mut connections = Connections::new();
+        let pooled = || Pooled {
+            cell: Arc::default(),
+            last_used: Instant::now(),
+        };
+        connections.insert((addr("10.1.0.1:80"), id("a")), pooled());
+        tokio::time::advance(Duration::from_secs(40)).await;
+        connections.insert((addr("10.1.0.2:80"), id("b")), pooled());
+        tokio::time::advance(Duration::from_secs(30)).await;
+        evict_idle(&mut connections, Instant::now(), Duration::from_secs(60));
+        let kept: Vec<_> = connections.keys().map(|(a, _)| *a).collect();
+        assert_eq!(kept, [addr("10.1.0.2:80")]);
     }
 }

@@ -100,7 +100,7 @@ impl Outbound {
             metrics: Metrics::register(registry),
             budgets: Budgets::new(BudgetParams::default()),
             balancer: Balancer::new(Duration::from_secs(5)),
-            client: MeshClient::new(dialer.clone(), Client::new(client)),
+            client: MeshClient::new(dialer.clone(), Client::new(client), client.idle_timeout),
         };
         let (targets, first_view_wait) = match &settings.discovery {
             Some(d) => (
