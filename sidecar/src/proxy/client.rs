@@ -2,11 +2,13 @@
 //! pooled keep-alive connections (HTTP/1.1, or h2c for backends that speak
 //! it) and, for an accepted upgrade, splices client and backend together.
 
+mod http1;
+
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use ferry_core::model::{BackendProtocol, Endpoint};
+use ferry_core::model::{BackendId, BackendProtocol, Endpoint};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::upgrade::OnUpgrade;
@@ -28,9 +30,9 @@ pub struct ClientParams {
     pub idle_timeout: Duration,
 }
 
-/// Pools of connections to endpoints, one per protocol. Cloned for every
-/// request, so the pools sit behind one `Arc` (cloning hyper's clients
-/// themselves costs several reference counts each).
+/// Pools of connections to endpoints, one per protocol: HTTP/1.1 (also
+/// for WebSocket backends) in [`http1`], h2c in hyper-util's client, which
+/// multiplexes requests over one connection.
 #[derive(Clone, Debug)]
 pub struct Client {
     pools: Arc<Pools>,
@@ -38,7 +40,7 @@ pub struct Client {
 
 #[derive(Debug)]
 struct Pools {
-    http1: legacy::Client<HttpConnector, Body>,
+    http1: Arc<http1::Pool>,
     h2c: legacy::Client<HttpConnector, Body>,
 }
 
@@ -66,10 +68,49 @@ impl Client {
             .pool_idle_timeout(params.idle_timeout)
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new());
-        let http1 = builder.build(connector.clone());
         let h2c = builder.http2_only(true).build(connector);
+        let http1 = Arc::new(http1::Pool::new(params));
         Self {
             pools: Arc::new(Pools { http1, h2c }),
+        }
+    }
+
+    /// Sends over the HTTP/1.1 pool, splicing an accepted upgrade.
+    fn send_http1(
+        &self,
+        backend: BackendId,
+        endpoint: Endpoint,
+        mut req: Request<Body>,
+    ) -> impl Future<Output = Result<Response<Body>, ProxyError>> + Send + 'static {
+        *req.version_mut() = Version::HTTP_11;
+        let client_upgrade: Option<OnUpgrade> =
+            is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
+        let pool = self.pools.http1.clone();
+        async move {
+            let mut rsp = match pool.send(endpoint.clone(), req).await {
+                Ok(rsp) => rsp,
+                Err(http1::SendError::Connect(source)) => {
+                    return Err(ProxyError::Connect {
+                        backend,
+                        endpoint,
+                        source,
+                    });
+                }
+                Err(http1::SendError::Upstream(source)) => {
+                    return Err(ProxyError::Upstream {
+                        backend,
+                        endpoint,
+                        source,
+                    });
+                }
+            };
+            if rsp.status() == StatusCode::SWITCHING_PROTOCOLS
+                && let Some(client_upgrade) = client_upgrade
+            {
+                let backend_upgrade = hyper::upgrade::on(&mut rsp);
+                tokio::spawn(tunnel(client_upgrade, backend_upgrade));
+            }
+            Ok(rsp)
         }
     }
 }
@@ -96,6 +137,9 @@ impl Service<Request<Body>> for Client {
         };
         let backend = target.id;
         let endpoint = selected.endpoint;
+        if selected.protocol != BackendProtocol::H2c {
+            return Box::pin(self.send_http1(backend, endpoint, req));
+        }
         let uri = match endpoint_uri(&endpoint, req.uri()) {
             Ok(uri) => uri,
             Err(error) => {
@@ -109,21 +153,10 @@ impl Service<Request<Body>> for Client {
             }
         };
         *req.uri_mut() = uri;
-        let h2c = selected.protocol == BackendProtocol::H2c;
-        *req.version_mut() = if h2c {
-            Version::HTTP_2
-        } else {
-            Version::HTTP_11
-        };
-        let client_upgrade: Option<OnUpgrade> =
-            (!h2c && is_upgrade(req.headers())).then(|| hyper::upgrade::on(&mut req));
-        let response = if h2c {
-            self.pools.h2c.request(req)
-        } else {
-            self.pools.http1.request(req)
-        };
+        *req.version_mut() = Version::HTTP_2;
+        let response = self.pools.h2c.request(req);
         Box::pin(async move {
-            let mut rsp = response.await.map_err(|error| {
+            let rsp = response.await.map_err(|error| {
                 let source = Box::new(error);
                 if source.is_connect() {
                     ProxyError::Connect {
@@ -139,12 +172,6 @@ impl Service<Request<Body>> for Client {
                     }
                 }
             })?;
-            if rsp.status() == StatusCode::SWITCHING_PROTOCOLS
-                && let Some(client_upgrade) = client_upgrade
-            {
-                let backend_upgrade = hyper::upgrade::on(&mut rsp);
-                tokio::spawn(tunnel(client_upgrade, backend_upgrade));
-            }
             Ok(rsp.map(body::boxed))
         })
     }

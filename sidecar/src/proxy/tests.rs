@@ -2,6 +2,7 @@
 //! sockets.
 
 mod layers;
+mod pool;
 mod resilience;
 mod routing;
 mod support;
