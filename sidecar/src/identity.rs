@@ -18,10 +18,12 @@
 //! capped backoff while the last credentials stay published. [`summary`] is
 //! what the admin `/config` page shows.
 //!
-//! Not built yet: the CA's gRPC port is plaintext, so the token travels in
-//! clear on the pod network; serving it with TLS (a server certificate for
-//! ferry-control's own identity, checked against the mounted anchors) is
-//! the next step.
+//! The CA is reached at `FERRY_IDENTITY_ADDR` when set: an `https://`
+//! address is ferry-control's TLS port, checked against the mounted
+//! anchors, so the token never crosses the network in clear. Otherwise the
+//! plaintext gRPC port of `FERRY_DISCOVERY_ADDR` is used (the injector does
+//! not set `FERRY_IDENTITY_ADDR` yet). The proxy presents no client
+//! certificate to the CA yet.
 
 use std::sync::Arc;
 use std::time::SystemTime;
