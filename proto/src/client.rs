@@ -15,7 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 
 mod outbound;
 
-pub use outbound::{OutboundConfig, watch_outbound};
+pub use outbound::{OutboundClient, OutboundConfig, watch_outbound};
 
 use crate::convert::ConvertError;
 use crate::pb;

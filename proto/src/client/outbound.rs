@@ -1,14 +1,17 @@
 //! A sidecar's watch of one outbound target, reconnecting like
-//! [`super::watch_gateway`].
+//! [`super::watch_gateway`]. A sidecar watches many targets: an
+//! [`OutboundClient`] carries all of their watches on one connection.
 
 use std::time::Duration;
 
 use ferry_core::model::{Backend, BackendId, BackendProtocol, RouteTable};
 use futures_util::Stream;
+use tonic::transport::Channel;
 
-use super::{ClientError, MAX_BACKOFF, MIN_BACKOFF, connect};
+use super::{ClientError, MAX_BACKOFF, MAX_MESSAGE, MIN_BACKOFF, connect, endpoint};
 use crate::convert::ConvertError;
 use crate::pb;
+use crate::pb::discovery_client::DiscoveryClient;
 
 /// What a call to one target goes through.
 #[derive(Debug)]
@@ -37,72 +40,129 @@ pub enum OutboundConfig {
     },
 }
 
+/// Watches of outbound targets sharing one connection to the server,
+/// made on first use and remade by itself after failures.
+#[derive(Clone, Debug)]
+pub struct OutboundClient {
+    addr: String,
+    client: DiscoveryClient<Channel>,
+}
+
+// === impl OutboundClient ===
+
+impl OutboundClient {
+    /// A client of the server at `addr` (`host:port` or a URI); connects
+    /// on the first watch.
+    pub fn new(addr: impl Into<String>) -> Result<Self, ClientError> {
+        let addr = addr.into();
+        let channel = endpoint(&addr)?.connect_lazy();
+        let client = DiscoveryClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
+        Ok(Self { addr, client })
+    }
+
+    /// Watches `target` (`IP:port`) as called from `namespace`, forever,
+    /// like [`watch_outbound`].
+    pub fn watch(
+        &self,
+        target: impl Into<String>,
+        namespace: impl Into<String>,
+    ) -> impl Stream<Item = Result<OutboundConfig, ClientError>> + Send + 'static {
+        watch(
+            self.addr.clone(),
+            Some(self.client.clone()),
+            target.into(),
+            namespace.into(),
+        )
+    }
+}
+
 /// Watches `target` (`IP:port`) as called from `namespace`, forever: an
-/// `Err` item for every failure, then a reconnection with backoff.
+/// `Err` item for every failure, then a reconnection with backoff. Each
+/// call has its own connection; see [`OutboundClient`] for many targets.
 pub fn watch_outbound(
     addr: impl Into<String>,
     target: impl Into<String>,
     namespace: impl Into<String>,
 ) -> impl Stream<Item = Result<OutboundConfig, ClientError>> + Send + 'static {
+    watch(addr.into(), None, target.into(), namespace.into())
+}
+
+/// The watch, over `shared` when given, else over a connection of its own
+/// to `addr`.
+fn watch(
+    addr: String,
+    shared: Option<DiscoveryClient<Channel>>,
+    target: String,
+    namespace: String,
+) -> impl Stream<Item = Result<OutboundConfig, ClientError>> + Send + 'static {
     let request = pb::OutboundWatch {
-        target: target.into(),
-        source_namespace: namespace.into(),
+        target,
+        source_namespace: namespace,
     };
-    let state = (addr.into(), request, None, MIN_BACKOFF, None::<Duration>);
-    futures_util::stream::unfold(state, |mut s| async move {
-        let (addr, request, stream, backoff, delay) = &mut s;
-        if let Some(delay) = delay.take() {
-            tokio::time::sleep(delay).await;
-        }
-        let what = format!("outbound {}", request.target);
-        if stream.is_none() {
-            let opened = match connect(addr).await {
-                Ok(mut client) => client
-                    .watch_outbound(request.clone())
-                    .await
-                    .map_err(|status| ClientError::Stream {
-                        what: what.clone(),
-                        addr: addr.clone(),
-                        status: Box::new(status),
-                    }),
-                Err(error) => Err(error),
-            };
-            match opened {
-                Ok(response) => *stream = Some(response.into_inner()),
-                Err(error) => {
-                    *delay = Some(*backoff);
-                    *backoff = (*backoff * 2).min(MAX_BACKOFF);
-                    return Some((Err(error), s));
+    let state = (addr, request, None, MIN_BACKOFF, None::<Duration>);
+    futures_util::stream::unfold(state, move |mut s| {
+        let shared = shared.clone();
+        async move {
+            let (addr, request, stream, backoff, delay) = &mut s;
+            if let Some(delay) = delay.take() {
+                tokio::time::sleep(delay).await;
+            }
+            let what = format!("outbound {}", request.target);
+            if stream.is_none() {
+                let client = match shared {
+                    Some(client) => Ok(client),
+                    None => connect(addr).await,
+                };
+                let opened = match client {
+                    Ok(mut client) => {
+                        client
+                            .watch_outbound(request.clone())
+                            .await
+                            .map_err(|status| ClientError::Stream {
+                                what: what.clone(),
+                                addr: addr.clone(),
+                                status: Box::new(status),
+                            })
+                    }
+                    Err(error) => Err(error),
+                };
+                match opened {
+                    Ok(response) => *stream = Some(response.into_inner()),
+                    Err(error) => {
+                        *delay = Some(*backoff);
+                        *backoff = (*backoff * 2).min(MAX_BACKOFF);
+                        return Some((Err(error), s));
+                    }
                 }
             }
+            let message = match stream.as_mut() {
+                Some(stream) => stream.message().await,
+                None => Ok(None),
+            };
+            let item = match message {
+                Ok(Some(update)) => {
+                    *backoff = MIN_BACKOFF;
+                    convert(update).map_err(|source| ClientError::Convert {
+                        what,
+                        version: 0,
+                        source,
+                    })
+                }
+                Ok(None) | Err(_) => {
+                    let status = message.err().unwrap_or_else(|| {
+                        tonic::Status::unavailable("the server ended the stream")
+                    });
+                    *stream = None;
+                    *delay = Some(Duration::ZERO);
+                    Err(ClientError::Stream {
+                        what,
+                        addr: addr.clone(),
+                        status: Box::new(status),
+                    })
+                }
+            };
+            Some((item, s))
         }
-        let message = match stream.as_mut() {
-            Some(stream) => stream.message().await,
-            None => Ok(None),
-        };
-        let item = match message {
-            Ok(Some(update)) => {
-                *backoff = MIN_BACKOFF;
-                convert(update).map_err(|source| ClientError::Convert {
-                    what,
-                    version: 0,
-                    source,
-                })
-            }
-            Ok(None) | Err(_) => {
-                let status = message
-                    .err()
-                    .unwrap_or_else(|| tonic::Status::unavailable("the server ended the stream"));
-                *stream = None;
-                *delay = Some(Duration::ZERO);
-                Err(ClientError::Stream {
-                    what,
-                    addr: addr.clone(),
-                    status: Box::new(status),
-                })
-            }
-        };
-        Some((item, s))
     })
 }
 

@@ -103,14 +103,17 @@ impl Outbound {
             client: MeshClient::new(dialer.clone(), Client::new(client), client.idle_timeout),
         };
         let (targets, first_view_wait) = match &settings.discovery {
-            Some(d) => (
-                Some(Targets::new(
-                    Targets::discovery(d.addr.clone(), d.namespace.clone()),
-                    d.max_targets,
-                    d.idle_after,
-                )),
-                d.first_view_wait,
-            ),
+            // The address was checked with the settings.
+            Some(d) => match Targets::discovery(&d.addr, d.namespace.clone()) {
+                Ok(subscribe) => (
+                    Some(Targets::new(subscribe, d.max_targets, d.idle_after)),
+                    d.first_view_wait,
+                ),
+                Err(error) => {
+                    tracing::error!(%error, "Outbound discovery is off: every connection is forwarded untouched");
+                    (None, Duration::ZERO)
+                }
+            },
             None => (None, Duration::ZERO),
         };
         Self {

@@ -159,6 +159,9 @@ impl SidecarSettings {
         let discovery = match vars.get("FERRY_DISCOVERY_ADDR").map(|a| a.trim()) {
             None | Some("") => None,
             Some(addr) => {
+                if let Err(e) = ferry_api::client::endpoint(addr) {
+                    return Err(error("FERRY_DISCOVERY_ADDR", &e.to_string()));
+                }
                 let namespace = vars
                     .get("FERRY_POD_NAMESPACE")
                     .map(|n| n.trim().to_string())

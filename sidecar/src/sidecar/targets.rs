@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferry_api::client::{ClientError, OutboundConfig};
+use ferry_api::client::{ClientError, OutboundClient, OutboundConfig};
 use ferry_core::identity::Identity;
 use ferry_core::model::{BackendId, BackendProtocol, PortConfig, PortProtocol, ProxyConfig};
 use futures_util::{Stream, StreamExt};
@@ -116,12 +116,12 @@ impl Targets {
     }
 
     /// Subscriptions to ferry-control at `addr`, as called from
-    /// `namespace`.
-    pub fn discovery(addr: String, namespace: String) -> Subscribe {
-        Arc::new(move |target: SocketAddr| {
-            ferry_api::client::watch_outbound(addr.clone(), target.to_string(), namespace.clone())
-                .boxed()
-        })
+    /// `namespace`, all on one connection.
+    pub fn discovery(addr: &str, namespace: String) -> Result<Subscribe, ClientError> {
+        let client = OutboundClient::new(addr)?;
+        Ok(Arc::new(move |target: SocketAddr| {
+            client.watch(target.to_string(), namespace.clone()).boxed()
+        }))
     }
 
     /// The target `addr`, subscribed to on first use.

@@ -75,6 +75,12 @@ fn settings_come_from_the_injectors_variables() {
         let error = SidecarSettings::from_env(env(&[(name, value)]), admin_default()).unwrap_err();
         assert_eq!(error.name, name, "{error}");
     }
+    let bad_addr = env(&[
+        ("FERRY_DISCOVERY_ADDR", "ferry control"),
+        ("FERRY_POD_NAMESPACE", "shop"),
+    ]);
+    let error = SidecarSettings::from_env(bad_addr, admin_default()).unwrap_err();
+    assert_eq!(error.name, "FERRY_DISCOVERY_ADDR", "{error}");
     let no_namespace = env(&[("FERRY_DISCOVERY_ADDR", "ferry-control:8090")]);
     let error = SidecarSettings::from_env(no_namespace, admin_default()).unwrap_err();
     assert_eq!(error.name, "FERRY_POD_NAMESPACE", "{error}");

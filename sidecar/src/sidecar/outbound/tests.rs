@@ -474,7 +474,7 @@ async fn passthrough_and_unreachable_discovery_forward_to_the_original_destinati
     // whole first-view wait, and goes to the original destination.
     let (mut unreachable, _) = outbound(|| Ok(OutboundConfig::Passthrough { version: 1 }), None);
     unreachable.targets = Some(Targets::new(
-        Targets::discovery("127.0.0.1:1".into(), "web".into()),
+        Targets::discovery("127.0.0.1:1", "web".into()).unwrap(),
         16,
         Duration::from_secs(600),
     ));
