@@ -11,6 +11,7 @@ mod redirect;
 use std::task::{Context, Poll};
 
 use ferry_core::model::{Filter, HeaderModifier, PathModifier, Rewrite};
+use futures_util::future::Either;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
@@ -68,7 +69,8 @@ where
 {
     type Response = Response<Body>;
     type Error = ProxyError;
-    type Future = BoxFuture<Response<Body>, ProxyError>;
+    /// The inner future itself when the rule has no filters.
+    type Future = Either<S::Future, BoxFuture<Response<Body>, ProxyError>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
         self.inner.poll_ready(cx)
@@ -77,19 +79,19 @@ where
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         let ctx = match req.extensions().get::<RouteCtx>() {
             Some(ctx) if !ctx.action.filters.is_empty() => ctx.clone(),
-            _ => return Box::pin(self.inner.call(req)),
+            _ => return Either::Left(self.inner.call(req)),
         };
         let filters = &ctx.action.filters;
         let rsp_ctx = match apply_request(filters, &mut req, &ctx, &self.forward) {
             Ok(rsp_ctx) => rsp_ctx,
-            Err(rsp) => return Box::pin(async move { Ok(*rsp) }),
+            Err(rsp) => return Either::Right(Box::pin(async move { Ok(*rsp) })),
         };
         let response = self.inner.call(req);
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             let mut rsp = response.await?;
             apply_response(&ctx.action.filters, &rsp_ctx, &mut rsp);
             Ok(rsp)
-        })
+        }))
     }
 }
 

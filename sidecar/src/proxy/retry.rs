@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ferry_core::model::{RetryPolicy, RuleRef};
+use futures_util::future::Either;
 use http::{Request, Response};
 use http_body::Body as _;
 use rand::Rng;
@@ -132,7 +133,8 @@ where
 {
     type Response = Response<Body>;
     type Error = ProxyError;
-    type Future = BoxFuture<Response<Body>, ProxyError>;
+    /// The inner future itself when the request is not retried.
+    type Future = Either<S::Future, BoxFuture<Response<Body>, ProxyError>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
         self.inner.poll_ready(cx)
@@ -144,16 +146,16 @@ where
             .get::<RouteCtx>()
             .and_then(|ctx| Some((ctx.action.retry.clone()?, ctx.action.rule.clone())));
         let Some((policy, rule)) = policy.filter(|(p, _)| p.attempts > 0) else {
-            return Box::pin(self.inner.call(req));
+            return Either::Left(self.inner.call(req));
         };
         if !req.body().is_end_stream() || is_upgrade(req.headers()) {
-            return Box::pin(self.inner.call(req));
+            return Either::Left(self.inner.call(req));
         }
         // Every attempt goes to a clone, made ready by `oneshot`.
         let inner = self.inner.clone();
         let budget = self.budgets.get(&rule);
         budget.deposit();
-        Box::pin(retry(inner, req, policy, budget))
+        Either::Right(Box::pin(retry(inner, req, policy, budget)))
     }
 }
 

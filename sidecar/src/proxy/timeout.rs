@@ -4,6 +4,7 @@
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::Either;
 use http::{Request, Response};
 use tower::{Layer, Service};
 
@@ -67,7 +68,8 @@ where
 {
     type Response = Response<Body>;
     type Error = ProxyError;
-    type Future = BoxFuture<Response<Body>, ProxyError>;
+    /// The inner future itself when the rule sets no limit.
+    type Future = Either<S::Future, BoxFuture<Response<Body>, ProxyError>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProxyError>> {
         self.inner.poll_ready(cx)
@@ -83,15 +85,15 @@ where
             });
         let inner = self.inner.call(req);
         let Some(limit) = limit.filter(|d| !d.is_zero()) else {
-            return Box::pin(inner);
+            return Either::Left(inner);
         };
         let kind = self.kind;
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             match tokio::time::timeout(limit, inner).await {
                 Ok(result) => result,
                 Err(_) => Err(kind.error(limit)),
             }
-        })
+        }))
     }
 }
 
