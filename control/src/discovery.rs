@@ -19,7 +19,7 @@ use tokio_stream::wrappers::WatchStream;
 use tonic::{Request, Response, Status};
 
 use crate::metrics::Metrics;
-use crate::views::{GatewayView, OutboundKey, Versioned, Views};
+use crate::views::{GatewayView, InboundKey, OutboundKey, Versioned, ViewRx, Views};
 
 /// The gRPC service.
 #[derive(Clone, Debug)]
@@ -113,26 +113,57 @@ impl Discovery for DiscoveryService {
             namespace: watch.source_namespace,
         };
         let rx = self.views.watch_outbound(&key);
-        let guard = StreamGuard::new(self.metrics.clone(), "outbound");
-        let updates = WatchStream::new(rx).filter_map(move |view| {
-            let _guard = &guard;
-            let update = view.map(|view| {
-                Ok(pb::OutboundUpdate {
-                    version: view.version,
-                    ..view.value.clone()
-                })
-            });
-            std::future::ready(update)
-        });
-        Ok(Response::new(Box::pin(updates)))
+        Ok(Response::new(versioned_updates(
+            rx,
+            StreamGuard::new(self.metrics.clone(), "outbound"),
+            |version, view: &pb::OutboundUpdate| pb::OutboundUpdate {
+                version,
+                ..view.clone()
+            },
+        )))
     }
 
     async fn watch_inbound(
         &self,
-        _request: Request<pb::InboundWatch>,
+        request: Request<pb::InboundWatch>,
     ) -> Result<Response<Self::WatchInboundStream>, Status> {
-        Err(Status::unimplemented("inbound watches come with the mesh"))
+        let watch = request.into_inner();
+        let pod_ip = watch
+            .pod_ip
+            .parse()
+            .map_err(|_| Status::invalid_argument("pod_ip must be an IP address"))?;
+        let port = u16::try_from(watch.port)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| Status::invalid_argument("port must be 1-65535"))?;
+        let rx = self.views.watch_inbound(&InboundKey { pod_ip, port });
+        Ok(Response::new(versioned_updates(
+            rx,
+            StreamGuard::new(self.metrics.clone(), "inbound"),
+            |version, view: &pb::InboundUpdate| pb::InboundUpdate {
+                version,
+                ..view.clone()
+            },
+        )))
     }
+}
+
+/// A stream of every version of a view, as the message `with_version`
+/// makes of it; `guard` counts the stream while it is open.
+fn versioned_updates<T, M>(
+    rx: ViewRx<T>,
+    guard: StreamGuard,
+    with_version: fn(u64, &T) -> M,
+) -> Updates<M>
+where
+    T: Send + Sync + 'static,
+    M: Send + 'static,
+{
+    let updates = WatchStream::new(rx).filter_map(move |view| {
+        let _guard = &guard;
+        std::future::ready(view.map(|view| Ok(with_version(view.version, &view.value))))
+    });
+    Box::pin(updates)
 }
 
 /// Most virtual hosts and backends in one message of a full view: a

@@ -30,6 +30,7 @@
 //! dropped gets a new watch (its generation changes), which lists it anew.
 
 mod convert;
+mod inbound;
 mod outbound;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,7 +44,7 @@ use ferry_core::objects::{Kind, NsName, Object, Objects};
 use ferry_core::params::referenced_config_maps;
 use ferry_core::status::Status;
 
-pub use convert::{endpoints_to_slice, pod_info};
+pub use convert::{OPAQUE_PORTS, endpoints_to_slice, opaque_ports, pod_info};
 
 /// What the index stores: every kind of [`Objects`], and Pods.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -65,6 +66,8 @@ pub struct PodInfo {
     pub ips: Vec<IpAddr>,
     /// Whether the `Ready` condition is `True`.
     pub ready: bool,
+    /// Ports its `ferry.dev/opaque-ports` annotation lists.
+    pub opaque_ports: Vec<u16>,
 }
 
 /// One stored item.
@@ -104,6 +107,8 @@ pub struct ClusterIndex {
     synced: BTreeSet<Resource>,
     service_ips: BTreeMap<IpAddr, NsName>,
     pod_ips: BTreeMap<IpAddr, NsName>,
+    /// EndpointSlices by the addresses of their endpoints.
+    slice_ips: BTreeMap<IpAddr, BTreeSet<NsName>>,
     revision: u64,
     rejected: u64,
     /// Referenced Secrets and ConfigMaps, each with the revision it became
@@ -267,6 +272,11 @@ impl ClusterIndex {
                         self.service_ips.insert(ip, id.clone());
                     }
                 }
+                if let Object::EndpointSlice(slice) = &object {
+                    for ip in inbound::slice_ips(slice) {
+                        self.slice_ips.entry(ip).or_default().insert(id.clone());
+                    }
+                }
                 if self.objects.apply(object).is_err() {
                     self.rejected += 1;
                     return;
@@ -284,6 +294,18 @@ impl ClusterIndex {
 
     /// Drops the IPs the stored version of an item had.
     fn forget_ips(&mut self, resource: Resource, id: &NsName) {
+        if resource == Resource::Core(Kind::EndpointSlice) {
+            let slice = self.objects.endpoint_slice(id);
+            for ip in slice.map(inbound::slice_ips).unwrap_or_default() {
+                if let Some(slices) = self.slice_ips.get_mut(&ip) {
+                    slices.remove(id);
+                    if slices.is_empty() {
+                        self.slice_ips.remove(&ip);
+                    }
+                }
+            }
+            return;
+        }
         let ips = match resource {
             Resource::Core(Kind::Service) => self
                 .objects

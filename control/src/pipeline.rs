@@ -101,6 +101,11 @@ impl Pipeline {
             let view = self.index.outbound(&target, &self.trust_domain);
             outputs.views.publish_outbound(&target, view);
         }
+        for port in outputs.views.subscribed_inbound() {
+            outputs
+                .views
+                .publish_inbound(&port, self.index.inbound(&port));
+        }
         if changed || outputs.status.borrow().is_none() {
             let status = fresh.unwrap_or_else(|| self.index.status());
             outputs.status.send_replace(Some(Arc::new(status)));

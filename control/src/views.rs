@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -37,6 +37,18 @@ pub struct OutboundKey {
 /// The view of one outbound target: the message without its version.
 pub type OutboundView = pb::OutboundUpdate;
 
+/// What a sidecar watches for one port of its own pod.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct InboundKey {
+    /// The pod's IP.
+    pub pod_ip: IpAddr,
+    /// The pod port.
+    pub port: u16,
+}
+
+/// The view of one inbound port: the message without its version.
+pub type InboundView = pb::InboundUpdate;
+
 /// A view with the version it was published under.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Versioned<T> {
@@ -65,6 +77,7 @@ struct Topic<K, T> {
 pub struct Views {
     gateways: Topic<NsName, GatewayView>,
     outbound: Topic<OutboundKey, OutboundView>,
+    inbound: Topic<InboundKey, InboundView>,
     version: AtomicU64,
     wake: Notify,
 }
@@ -153,6 +166,15 @@ impl Views {
         rx
     }
 
+    /// Subscribes to an inbound port's view.
+    pub fn watch_inbound(&self, key: &InboundKey) -> ViewRx<InboundView> {
+        let (rx, new) = self.inbound.watch(key);
+        if new {
+            self.wake.notify_one();
+        }
+        rx
+    }
+
     /// Waits until a new subscription needs a view computed.
     pub async fn woken(&self) {
         self.wake.notified().await;
@@ -168,6 +190,11 @@ impl Views {
         self.outbound.subscribed()
     }
 
+    /// The inbound ports someone watches.
+    pub fn subscribed_inbound(&self) -> Vec<InboundKey> {
+        self.inbound.subscribed()
+    }
+
     /// Publishes a Gateway's view if it differs from the current one.
     /// Returns whether it was sent.
     pub fn publish_gateway(&self, gateway: &NsName, view: GatewayView) -> bool {
@@ -181,5 +208,10 @@ impl Views {
     /// Publishes an outbound target's view if it changed.
     pub fn publish_outbound(&self, key: &OutboundKey, view: OutboundView) -> bool {
         self.outbound.publish(key, view, &self.version, |_, _| None)
+    }
+
+    /// Publishes an inbound port's view if it changed.
+    pub fn publish_inbound(&self, key: &InboundKey, view: InboundView) -> bool {
+        self.inbound.publish(key, view, &self.version, |_, _| None)
     }
 }

@@ -187,6 +187,26 @@ pub enum BackendProtocol {
     WebSocket,
 }
 
+// === impl BackendProtocol ===
+
+impl BackendProtocol {
+    /// The protocol a Service port's `appProtocol` names (HTTP/1.1 when it
+    /// names none Ferry knows).
+    pub fn from_app_protocol(app_protocol: Option<&str>) -> Self {
+        match app_protocol {
+            Some("kubernetes.io/h2c") => Self::H2c,
+            Some("kubernetes.io/ws" | "kubernetes.io/wss") => Self::WebSocket,
+            _ => Self::Http1,
+        }
+    }
+}
+
+/// Whether a Service port's `appProtocol` marks it opaque TCP (`tcp` or
+/// `ferry.dev/opaque`): no protocol detection, no HTTP handling.
+pub fn is_opaque_app_protocol(app_protocol: Option<&str>) -> bool {
+    matches!(app_protocol, Some("tcp" | "ferry.dev/opaque"))
+}
+
 /// Request timeouts of a rule.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Timeouts {

@@ -414,6 +414,11 @@ impl Objects {
         self.services.iter()
     }
 
+    /// An EndpointSlice by namespace and name.
+    pub fn endpoint_slice(&self, id: &NsName) -> Option<&EndpointSlice> {
+        self.endpoint_slices.get(id)
+    }
+
     /// EndpointSlices of a Service (by the `kubernetes.io/service-name`
     /// label), in name order.
     pub fn endpoint_slices_of<'a>(

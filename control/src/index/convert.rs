@@ -11,6 +11,27 @@ use kube::api::ObjectMeta;
 
 use super::PodInfo;
 
+/// Annotation (on a Pod or a Service) listing ports that speak opaque TCP.
+pub const OPAQUE_PORTS: &str = "ferry.dev/opaque-ports";
+
+/// The ports of a `ferry.dev/opaque-ports` annotation (a comma list); an
+/// item that is not a port is skipped (the injector refuses such pods).
+pub fn opaque_ports(meta: &ObjectMeta) -> Vec<u16> {
+    let value = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(OPAQUE_PORTS))
+        .map_or("", String::as_str);
+    let mut ports: Vec<u16> = value
+        .split(',')
+        .filter_map(|p| p.trim().parse().ok())
+        .filter(|p| *p > 0)
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
 /// A core/v1 Endpoints object as one EndpointSlice of the same name, for
 /// servers without `discovery.k8s.io/v1` (Kubernetes 1.20). The ports of
 /// every subset are merged: a subset whose pods lack one of the named ports
@@ -102,5 +123,6 @@ pub fn pod_info(pod: &Pod) -> Option<PodInfo> {
         service_account,
         ips,
         ready,
+        opaque_ports: opaque_ports(&pod.metadata),
     })
 }

@@ -260,4 +260,5 @@ spec:
     ));
 }
 
+mod inbound;
 mod secrets;

@@ -155,3 +155,96 @@ async fn view_survives_a_dead_control_plane_and_resyncs() -> Result<()> {
     assert!(serves(&config, "first.example.com"));
     Ok(())
 }
+
+/// The next inbound update satisfying `done`.
+async fn next_inbound(
+    stream: &mut tonic::Streaming<ferry_api::pb::InboundUpdate>,
+    done: impl Fn(&ferry_api::pb::InboundUpdate) -> bool,
+) -> Result<ferry_api::pb::InboundUpdate> {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match stream.message().await? {
+                Some(update) if done(&update) => return Ok(update),
+                Some(_) => continue,
+                None => bail!("the inbound watch ended"),
+            }
+        }
+    })
+    .await
+    .context("timed out waiting for an inbound update")?
+}
+
+#[tokio::test]
+async fn inbound_view_follows_services_and_pod_annotations() -> Result<()> {
+    use ferry_api::pb::discovery_client::DiscoveryClient;
+    use ferry_api::pb::{BackendProtocol, InboundWatch};
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Patch, PatchParams};
+
+    let cluster = Cluster::start().await?;
+    let client = cluster.client();
+    let ns = cluster.namespace();
+    let service = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\nspec: {ports: [{name: http, port: 9080, targetPort: 8080, appProtocol: kubernetes.io/h2c}]}\n";
+    apply(&client, ns, service).await?;
+    let endpoints: Endpoints = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "reviews"},
+        "subsets": [{"addresses": [{"ip": "10.9.0.7"}], "ports": [{"name": "http", "port": 8080}]}],
+    }))?;
+    Api::<Endpoints>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &endpoints)
+        .await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "reviews-0"},
+        "spec": {"containers": [{"name": "app", "image": "reviews:1"}]},
+    }))?;
+    pods.create(&PostParams::default(), &pod).await?;
+    let ip = serde_json::json!({"status": {"podIP": "10.9.0.7", "podIPs": [{"ip": "10.9.0.7"}]}});
+    pods.patch_status("reviews-0", &PatchParams::default(), &Patch::Merge(&ip))
+        .await?;
+
+    let control = start_control(&cluster, None).await?;
+    let mut discovery = DiscoveryClient::new(
+        tonic::transport::Endpoint::from_shared(format!("http://{}", control.discovery_addr))?
+            .connect()
+            .await?,
+    );
+    let watch = InboundWatch {
+        pod_ip: "10.9.0.7".to_string(),
+        port: 8080,
+    };
+    let mut stream = discovery.watch_inbound(watch.clone()).await?.into_inner();
+    let first = next_inbound(&mut stream, |u| u.protocol_hint() == BackendProtocol::H2c).await?;
+    assert!(!first.opaque, "{first:?}");
+    assert!(first.allowed_identities.is_empty());
+
+    // Annotated opaque on the pod: a new version says so.
+    let opaque =
+        serde_json::json!({"metadata": {"annotations": {"ferry.dev/opaque-ports": "8080"}}});
+    pods.patch("reviews-0", &PatchParams::default(), &Patch::Merge(&opaque))
+        .await?;
+    let second = next_inbound(&mut stream, |u| u.opaque).await?;
+    assert!(second.version > first.version, "{first:?} then {second:?}");
+
+    // A port no Service targets is plain, and a bad address is refused.
+    let other = InboundWatch {
+        port: 9999,
+        ..watch
+    };
+    let mut plain = discovery.watch_inbound(other).await?.into_inner();
+    let update = next_inbound(&mut plain, |_| true).await?;
+    assert_eq!(
+        (update.protocol_hint(), update.opaque),
+        (BackendProtocol::Http1, false)
+    );
+    let bad = InboundWatch {
+        pod_ip: "reviews-0".to_string(),
+        port: 8080,
+    };
+    let refused = discovery.watch_inbound(bad).await;
+    assert_eq!(
+        refused.err().map(|s| s.code()),
+        Some(tonic::Code::InvalidArgument)
+    );
+    Ok(())
+}

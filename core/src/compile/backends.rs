@@ -117,12 +117,11 @@ impl<'a> Resolver<'a> {
                 }],
                 None => self.endpoints(&id, service_port),
             };
-            let protocol = match service_port.and_then(|p| p.app_protocol.as_deref()) {
-                Some("kubernetes.io/h2c") => BackendProtocol::H2c,
-                Some("kubernetes.io/ws" | "kubernetes.io/wss") => BackendProtocol::WebSocket,
+            let app_protocol = service_port.and_then(|p| p.app_protocol.as_deref());
+            let protocol = match BackendProtocol::from_app_protocol(app_protocol) {
                 // gRPC is HTTP/2 only.
-                _ if route_kind == Kind::GrpcRoute => BackendProtocol::H2c,
-                _ => BackendProtocol::Http1,
+                BackendProtocol::Http1 if route_kind == Kind::GrpcRoute => BackendProtocol::H2c,
+                protocol => protocol,
             };
             self.backends.insert(
                 backend_id.clone(),
