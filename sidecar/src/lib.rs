@@ -3,13 +3,16 @@
 //! tables it receives from a [`config`] source, and exposes an [`admin`]
 //! server with liveness, readiness, the applied config and metrics.
 //!
-//! In sidecar mode ([`sidecar`]) it forwards the TCP that `ferry-proxy
+//! In sidecar mode ([`sidecar`]) it serves the TCP that `ferry-proxy
 //! init` ([`init`]) redirects to it, recovering each connection's original
-//! destination with [`orig_dst`]; `ferry-proxy await` ([`await_ready`])
-//! holds a classic sidecar's app until the proxy is ready.
+//! destination with [`orig_dst`]: outbound calls to mesh Services are
+//! discovered on demand, routed by the Services' routes and sent to the
+//! endpoints over the mesh's mTLS ([`mesh`]), the rest forwarded
+//! untouched; `ferry-proxy await` ([`await_ready`]) holds a classic
+//! sidecar's app until the proxy is ready.
 //!
-//! The request path is a stack of tower layers, listed in one place:
-//! [`proxy::gateway_stack`].
+//! The request path is a stack of tower layers, listed in one place per
+//! mode: [`proxy::gateway_stack`] and [`sidecar::stack::sidecar_stack`].
 #![warn(missing_docs)]
 
 pub mod admin;
