@@ -19,17 +19,9 @@ fn free_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
-/// `ferry-proxy`, built beside this test's binary (`target/debug`).
+/// `ferry-proxy`, built beside this test's binary.
 fn proxy_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let proxy = dir.join("ferry-proxy");
-    assert!(
-        proxy.is_file(),
-        "{} is missing: build the workspace first (tests/run.sh does)",
-        proxy.display()
-    );
-    proxy
+    ferry_harness::workspace_binary("ferry-proxy").expect("ferry-proxy binary")
 }
 
 fn objects(listener_port: u16, backend_port: u16) -> String {
