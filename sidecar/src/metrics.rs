@@ -1,7 +1,6 @@
 //! Request metrics, registered on a registry passed in: requests by route,
 //! backend and status code, and a latency histogram (to response headers).
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -18,6 +17,7 @@ use tower::{Layer, Service};
 use crate::body::Body;
 use crate::proxy::BoxFuture;
 use crate::proxy::backend::BackendLabel;
+use crate::proxy::hash::ConfigMap;
 use crate::proxy::route::RouteLabel;
 
 /// Labels of a request.
@@ -38,7 +38,7 @@ pub struct Metrics {
     latency: Family<RequestLabels, Histogram, fn() -> Histogram>,
     /// The series of each label set seen, found without building the
     /// families' `String` labels for every request.
-    series: Arc<Mutex<HashMap<SeriesKey, Series>>>,
+    series: Arc<Mutex<ConfigMap<SeriesKey, Series>>>,
 }
 
 /// Labels of a request as the layers set them: shared strings.

@@ -8,6 +8,7 @@ pub mod balance;
 pub mod classify;
 pub mod client;
 pub mod filters;
+pub mod hash;
 pub mod hygiene;
 pub mod retry;
 pub mod route;

@@ -7,7 +7,6 @@
 //! window of requests is split in proportion to the weights, within a
 //! fraction of a percent, without shared locks on the request path.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -18,6 +17,7 @@ use rand::Rng;
 use tower::{Layer, Service};
 
 use super::filters::{apply_request, apply_response};
+use super::hash::ConfigMap;
 use super::{BoxFuture, Forward, RouteCtx, Target};
 use crate::body::Body;
 use crate::error::ProxyError;
@@ -45,12 +45,12 @@ pub struct PickBackend<S> {
 
 /// The label of each backend seen, formatted once rather than per request.
 #[derive(Clone, Debug, Default)]
-struct BackendLabels(Arc<Mutex<HashMap<BackendId, BackendLabel>>>);
+struct BackendLabels(Arc<Mutex<ConfigMap<BackendId, BackendLabel>>>);
 
 /// A request counter per rule, driving its sequence of picks.
 #[derive(Clone, Debug, Default)]
 pub struct Sequences {
-    by_rule: Arc<Mutex<HashMap<RuleRef, Arc<AtomicU64>>>>,
+    by_rule: Arc<Mutex<ConfigMap<RuleRef, Arc<AtomicU64>>>>,
 }
 
 // === impl BackendLabel ===

@@ -2,7 +2,6 @@
 //! requests in flight, with passive failure handling: an endpoint that
 //! refuses connections is avoided for a while (unless every endpoint is).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -14,6 +13,7 @@ use rand::Rng;
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
+use super::hash::ConfigMap;
 use super::{BoxFuture, Target};
 use crate::body::Body;
 use crate::error::ProxyError;
@@ -33,7 +33,7 @@ pub struct Selected {
 /// Endpoint statistics shared by every request of the proxy.
 #[derive(Clone, Debug)]
 pub struct Balancer {
-    backends: Arc<Mutex<HashMap<BackendId, Arc<BackendStats>>>>,
+    backends: Arc<Mutex<ConfigMap<BackendId, Arc<BackendStats>>>>,
     failure_penalty: Duration,
     epoch: Instant,
 }

@@ -4,7 +4,6 @@
 //! traffic and cannot multiply an outage. Only requests without a body are
 //! retried: bodies are streamed, never kept for a second attempt.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -17,6 +16,7 @@ use rand::Rng;
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::{Layer, Service, ServiceExt};
 
+use super::hash::ConfigMap;
 use super::hygiene::is_upgrade;
 use super::{BoxFuture, RouteCtx};
 use crate::body::{self, Body};
@@ -42,7 +42,7 @@ pub struct BudgetParams {
 #[derive(Clone, Debug)]
 pub struct Budgets {
     params: BudgetParams,
-    by_rule: Arc<Mutex<HashMap<RuleRef, Arc<TpsBudget>>>>,
+    by_rule: Arc<Mutex<ConfigMap<RuleRef, Arc<TpsBudget>>>>,
 }
 
 /// Retries requests by their rule's policy.

@@ -2,7 +2,6 @@
 //! config in force when the request arrives. Unmatched requests get 404.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -12,6 +11,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use tower::{Layer, Service};
 
+use super::hash::ConfigMap;
 use super::{BoxFuture, ConnInfo, RouteCtx};
 use crate::body::{self, Body};
 use crate::config::ConfigRx;
@@ -40,7 +40,7 @@ pub struct Route<S> {
 
 /// The label of each rule seen, formatted once rather than per request.
 #[derive(Clone, Debug, Default)]
-struct RuleLabels(Arc<Mutex<HashMap<RuleRef, RouteLabel>>>);
+struct RuleLabels(Arc<Mutex<ConfigMap<RuleRef, RouteLabel>>>);
 
 // === impl RouteLayer ===
 

@@ -4,7 +4,6 @@
 //! one that is ready. Compared with hyper-util's legacy client this keeps
 //! no per-request pool key, checkout future or idle-waiting task.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,12 +25,13 @@ use tokio::time::Instant;
 
 use super::ClientParams;
 use crate::body::{Body, BoxError};
+use crate::proxy::hash::ConfigMap;
 
 /// Idle connections to endpoints.
 #[derive(Debug)]
 pub(super) struct Pool {
     params: ClientParams,
-    idle: Mutex<HashMap<Endpoint, Vec<Idle>>>,
+    idle: Mutex<ConfigMap<Endpoint, Vec<Idle>>>,
     reaper: AtomicBool,
 }
 
