@@ -3,9 +3,14 @@
 //!
 //! A stream sends the current view as soon as the index has computed it,
 //! then every later version; views that did not change are never sent.
-//! Clients are not authenticated yet: once the CA exists, the server runs
-//! with mTLS and checks that the caller's identity may see what it asks for
-//! (see the `.proto`).
+//!
+//! On the TLS port (`--tls-addr`) a caller presenting a client certificate
+//! is authenticated by it and may watch only what its identity may see
+//! ([`authz`]); with `--require-client-identity` that port refuses
+//! watches without a certificate. Refusals are `PERMISSION_DENIED` naming
+//! the reason, counted in `ferry_control_discovery_denied`. The plaintext
+//! port (`--discovery-addr`) authenticates nobody and trusts every
+//! request: it is for standalone and development installs only.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -18,6 +23,10 @@ use futures_util::{Stream, StreamExt as _};
 use tokio_stream::wrappers::WatchStream;
 use tonic::{Request, Response, Status};
 
+pub mod authz;
+
+use self::authz::{Transport, Watch};
+use crate::ca::tls::TlsPeer;
 use crate::metrics::Metrics;
 use crate::views::{GatewayView, InboundKey, OutboundKey, Versioned, ViewRx, Views};
 
@@ -26,6 +35,7 @@ use crate::views::{GatewayView, InboundKey, OutboundKey, Versioned, ViewRx, View
 pub struct DiscoveryService {
     views: Arc<Views>,
     metrics: Metrics,
+    require_identity: bool,
 }
 
 type Updates<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -41,7 +51,33 @@ struct StreamGuard {
 impl DiscoveryService {
     /// A service answering from `views`.
     pub fn new(views: Arc<Views>, metrics: Metrics) -> Self {
-        Self { views, metrics }
+        Self {
+            views,
+            metrics,
+            require_identity: false,
+        }
+    }
+
+    /// With `require`, watches over TLS without a client certificate are
+    /// refused (the plaintext port is unaffected).
+    pub fn require_client_identity(mut self, require: bool) -> Self {
+        self.require_identity = require;
+        self
+    }
+
+    /// Refuses `watch` when the caller of `request` may not open it.
+    fn authorize<T>(&self, request: &Request<T>, watch: Watch<'_>) -> Result<(), Status> {
+        let tls = request.extensions().get::<TlsPeer>();
+        let peer = tls.map(|t| t.remote_addr).or_else(|| request.remote_addr());
+        let transport = match tls {
+            None => Transport::Plaintext,
+            Some(peer) => Transport::Tls(peer.certificates.as_deref().map(authz::peer_identity)),
+        };
+        authz::authorize(&transport, self.require_identity, watch).map_err(|denied| {
+            self.metrics.discovery_denied(denied.as_str());
+            tracing::debug!(?peer, %denied, "Discovery watch refused");
+            Status::permission_denied(denied.to_string())
+        })
     }
 
     /// The tonic server wrapping this service.
@@ -74,10 +110,12 @@ impl Discovery for DiscoveryService {
         request: Request<pb::GatewayWatch>,
     ) -> Result<Response<Self::WatchGatewayStream>, Status> {
         let peer: Option<SocketAddr> = request.remote_addr();
-        let watch = request.into_inner();
-        if watch.namespace.is_empty() || watch.name.is_empty() {
+        let namespace = &request.get_ref().namespace;
+        if namespace.is_empty() || request.get_ref().name.is_empty() {
             return Err(Status::invalid_argument("namespace and name are required"));
         }
+        self.authorize(&request, Watch::Gateway { namespace })?;
+        let watch = request.into_inner();
         let gateway = NsName::new(watch.namespace, watch.name);
         tracing::debug!(%gateway, ?peer, "Gateway watch opened");
         let rx = self.views.watch_gateway(&gateway);
@@ -103,6 +141,8 @@ impl Discovery for DiscoveryService {
         &self,
         request: Request<pb::OutboundWatch>,
     ) -> Result<Response<Self::WatchOutboundStream>, Status> {
+        let source_namespace = &request.get_ref().source_namespace;
+        self.authorize(&request, Watch::Outbound { source_namespace })?;
         let watch = request.into_inner();
         let target: SocketAddr = watch
             .target
@@ -127,11 +167,15 @@ impl Discovery for DiscoveryService {
         &self,
         request: Request<pb::InboundWatch>,
     ) -> Result<Response<Self::WatchInboundStream>, Status> {
-        let watch = request.into_inner();
+        let watch = request.get_ref();
         let pod_ip = watch
             .pod_ip
             .parse()
             .map_err(|_| Status::invalid_argument("pod_ip must be an IP address"))?;
+        let owner = self.views.pod_owner(&pod_ip);
+        let pod = owner.as_ref().map(|(ns, sa)| (ns.as_str(), sa.as_str()));
+        self.authorize(&request, Watch::Inbound { pod_ip, pod })?;
+        let watch = request.into_inner();
         let port = u16::try_from(watch.port)
             .ok()
             .filter(|p| *p > 0)

@@ -376,6 +376,17 @@ impl ClusterIndex {
         &self.objects
     }
 
+    /// Each Pod IP's namespace and ServiceAccount.
+    pub fn pod_owners(&self) -> crate::views::PodOwners {
+        self.pod_ips
+            .iter()
+            .filter_map(|(ip, id)| {
+                let pod = self.pods.get(id)?;
+                Some((*ip, (id.namespace.clone(), pod.service_account.clone())))
+            })
+            .collect()
+    }
+
     /// A Pod by namespace and name.
     pub fn pod(&self, id: &NsName) -> Option<&PodInfo> {
         self.pods.get(id)

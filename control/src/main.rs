@@ -83,6 +83,10 @@ struct Cli {
     /// never cross the network in clear.
     #[arg(long, env = "FERRY_TLS_ADDR")]
     tls_addr: Option<SocketAddr>,
+    /// On the TLS port, refuse discovery watches without a client
+    /// certificate (the CA's Certify never needs one).
+    #[arg(long, env = "FERRY_REQUIRE_CLIENT_IDENTITY", requires = "tls_addr")]
+    require_client_identity: bool,
     /// DNS names of the TLS server certificate (how proxies dial it).
     #[arg(
         long,
@@ -157,6 +161,7 @@ async fn main() -> Result<()> {
             .context("failed to form the control plane's identity")?,
             dns_names: cli.tls_dns_names.clone(),
             lifetime: cli.identity_lifetime,
+            require_client_identity: cli.require_client_identity,
         }),
         None => None,
     };

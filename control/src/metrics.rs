@@ -21,6 +21,12 @@ pub struct Metrics {
     streams: Family<StreamLabel, Gauge>,
     status_writes: Family<WriteLabels, Counter>,
     leader: Gauge,
+    discovery_denied: Family<ReasonLabel, Counter>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -53,6 +59,7 @@ impl Metrics {
             streams: Family::default(),
             status_writes: Family::default(),
             leader: Gauge::default(),
+            discovery_denied: Family::default(),
         };
         let r = registry;
         r.register(
@@ -90,7 +97,21 @@ impl Metrics {
             "1 while this replica holds the Lease",
             m.leader.clone(),
         );
+        r.register(
+            "ferry_control_discovery_denied",
+            "Discovery watches refused by reason",
+            m.discovery_denied.clone(),
+        );
         m
+    }
+
+    /// Counts a discovery watch refused for `reason`.
+    pub fn discovery_denied(&self, reason: &str) {
+        self.discovery_denied
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts a watch error.

@@ -107,6 +107,7 @@ impl Pipeline {
                 .publish_inbound(&port, self.index.inbound(&port));
         }
         if changed || outputs.status.borrow().is_none() {
+            outputs.views.publish_pods(self.index.pod_owners());
             let status = fresh.unwrap_or_else(|| self.index.status());
             outputs.status.send_replace(Some(Arc::new(status)));
         }

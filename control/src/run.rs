@@ -178,6 +178,11 @@ pub async fn start(
         tasks.spawn(deployer.run(deploy_rx, leader.clone()));
     }
 
+    let require_identity = settings
+        .identity
+        .as_ref()
+        .and_then(|ca| ca.tls.as_ref())
+        .is_some_and(|tls| tls.require_client_identity);
     let (ca, tls) = match (&source, settings.identity) {
         (Source::Cluster(client), Some(mut settings_ca)) => {
             let tls = settings_ca.tls.take();
@@ -206,7 +211,8 @@ pub async fn start(
     let service = DiscoveryService::new(views, metrics);
     let tls_addr = tls.as_ref().and_then(|(l, _)| l.local_addr().ok());
     if let Some((listener, configs)) = tls {
-        let (service, ca) = (service.clone(), ca.clone());
+        let service = service.clone().require_client_identity(require_identity);
+        let ca = ca.clone();
         tasks.spawn(async move {
             let served = tonic::transport::Server::builder()
                 .add_service(service.into_server())

@@ -80,7 +80,13 @@ pub struct Views {
     inbound: Topic<InboundKey, InboundView>,
     version: AtomicU64,
     wake: Notify,
+    /// Each Pod IP's namespace and ServiceAccount, for authorizing
+    /// inbound watches.
+    pods: Mutex<Arc<PodOwners>>,
 }
+
+/// Each Pod IP's `(namespace, ServiceAccount)`.
+pub type PodOwners = HashMap<IpAddr, (String, String)>;
 
 // === impl Topic ===
 
@@ -142,6 +148,17 @@ impl<K: Clone + Eq + Hash, T: PartialEq> Topic<K, T> {
 // === impl Views ===
 
 impl Views {
+    /// Replaces the Pod owners inbound watches are authorized against.
+    pub fn publish_pods(&self, pods: PodOwners) {
+        *self.pods.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(pods);
+    }
+
+    /// The namespace and ServiceAccount of the Pod with `ip`.
+    pub fn pod_owner(&self, ip: &IpAddr) -> Option<(String, String)> {
+        let pods = self.pods.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        pods.get(ip).cloned()
+    }
+
     /// No subscriptions yet.
     pub fn new() -> Arc<Self> {
         Arc::default()

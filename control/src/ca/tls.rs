@@ -3,8 +3,8 @@
 //! identity (plus the DNS names proxies dial), signed by the CA and renewed
 //! at ~70% of its lifetime or when the CA's material changes. Client
 //! certificates are optional and checked against the trust anchors when
-//! presented ([`TlsPeer::certificates`]), so discovery can later
-//! authenticate callers.
+//! presented ([`TlsPeer::certificates`]); discovery authorizes watches by
+//! the identity they name (`crate::discovery::authz`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -41,6 +41,9 @@ pub struct TlsSettings {
     pub dns_names: Vec<String>,
     /// Lifetime of the server certificate.
     pub lifetime: Duration,
+    /// Refuse discovery watches without a client certificate (`Certify`
+    /// never needs one: it is how a proxy gets its first).
+    pub require_client_identity: bool,
 }
 
 /// The current server config; `None` until the CA has material.

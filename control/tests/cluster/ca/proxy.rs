@@ -110,6 +110,7 @@ async fn the_tls_port_serves_clients_that_trust_the_anchors() -> Result<()> {
         identity: Identity::new("cluster.local", ns, "ferry-control")?,
         dns_names: vec!["localhost".to_string()],
         lifetime: Duration::from_secs(3600),
+        require_client_identity: false,
     };
     let control = start_ca_with(&cluster, ns, Duration::from_secs(3600), Some(tls)).await?;
     let https = format!(
