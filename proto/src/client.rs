@@ -6,6 +6,13 @@
 //! with backoff and resyncs from the server's new first message. A proxy
 //! applies the `Ok` items and logs the errors, so it keeps serving its last
 //! configuration while the control plane is away.
+//!
+//! `host:port` and `http://` addresses are plaintext: the server trusts
+//! whatever the caller claims (standalone and development installs). An
+//! `https://` address needs [`ConnectOptions::with_tls`]: the server is
+//! checked against the trust anchors, and the proxy presents its current
+//! certificate at every (re)connection, so the server authorizes each
+//! watch by the caller's identity.
 
 use std::time::Duration;
 
@@ -15,7 +22,9 @@ use tonic::transport::{Channel, Endpoint};
 
 mod outbound;
 
-pub use outbound::{OutboundClient, OutboundConfig, watch_outbound};
+pub use outbound::{OutboundClient, OutboundConfig, watch_outbound, watch_outbound_with};
+
+use crate::identity::tls::{self, ConfigSource, TlsSetupError};
 
 use crate::convert::ConvertError;
 use crate::pb;
@@ -41,6 +50,12 @@ pub struct GatewayConfig {
     pub status_json: String,
 }
 
+/// How a client reaches discovery. The default is plaintext.
+#[derive(Clone, Default)]
+pub struct ConnectOptions {
+    tls: Option<ConfigSource>,
+}
+
 /// Why an item of a watch is not a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -61,6 +76,16 @@ pub enum ClientError {
         /// Cause.
         #[source]
         source: tonic::transport::Error,
+    },
+    /// An `https://` address without TLS options, or TLS that cannot be
+    /// set up.
+    #[error("failed to set up TLS to discovery at {addr}")]
+    Tls {
+        /// The address.
+        addr: String,
+        /// Cause; `None` when no TLS options were given.
+        #[source]
+        source: Option<TlsSetupError>,
     },
     /// The server refused the watch or the stream broke.
     #[error("failed to watch {what} at {addr}: {status}")]
@@ -87,6 +112,7 @@ pub enum ClientError {
 
 struct State {
     addr: String,
+    options: ConnectOptions,
     request: pb::GatewayWatch,
     stream: Option<tonic::Streaming<pb::GatewayUpdate>>,
     /// The last view received on the current stream, and its version.
@@ -115,26 +141,47 @@ pub fn endpoint(addr: &str) -> Result<Endpoint, ClientError> {
 }
 
 /// A discovery client connected to `addr`.
-async fn connect(addr: &str) -> Result<DiscoveryClient<Channel>, ClientError> {
-    let channel = endpoint(addr)?
-        .connect()
-        .await
-        .map_err(|source| ClientError::Connect {
-            addr: addr.to_string(),
-            source,
-        })?;
+async fn connect(
+    addr: &str,
+    options: &ConnectOptions,
+) -> Result<DiscoveryClient<Channel>, ClientError> {
+    let endpoint = endpoint(addr)?;
+    let connected = match options.tls_for(addr)? {
+        Some(configs) => tls::connect_with(&endpoint, configs)
+            .await
+            .map_err(|source| ClientError::Tls {
+                addr: addr.to_string(),
+                source: Some(source),
+            })?,
+        None => endpoint.connect().await,
+    };
+    let channel = connected.map_err(|source| ClientError::Connect {
+        addr: addr.to_string(),
+        source,
+    })?;
     Ok(DiscoveryClient::new(channel).max_decoding_message_size(MAX_MESSAGE))
 }
 
 /// Watches Gateway `namespace/name` at `addr` (`host:port` or a URI),
-/// forever.
+/// forever, in plaintext.
 pub fn watch_gateway(
     addr: impl Into<String>,
     namespace: impl Into<String>,
     name: impl Into<String>,
 ) -> impl Stream<Item = Result<GatewayConfig, ClientError>> + Send + 'static {
+    watch_gateway_with(addr, namespace, name, ConnectOptions::default())
+}
+
+/// Like [`watch_gateway`], connecting with `options` (TLS for `https://`).
+pub fn watch_gateway_with(
+    addr: impl Into<String>,
+    namespace: impl Into<String>,
+    name: impl Into<String>,
+    options: ConnectOptions,
+) -> impl Stream<Item = Result<GatewayConfig, ClientError>> + Send + 'static {
     let state = State {
         addr: addr.into(),
+        options,
         request: pb::GatewayWatch {
             namespace: namespace.into(),
             name: name.into(),
@@ -148,6 +195,40 @@ pub fn watch_gateway(
         let item = s.next().await;
         Some((item, s))
     })
+}
+
+// === impl ConnectOptions ===
+
+impl ConnectOptions {
+    /// TLS for `https://` addresses, with the client config `configs`
+    /// gives at each connection (anchors and the current certificate; see
+    /// [`tls::client_config`]).
+    pub fn with_tls(configs: ConfigSource) -> Self {
+        Self { tls: Some(configs) }
+    }
+
+    /// The TLS configs for `addr`: `None` for plaintext addresses, an
+    /// error for `https://` without TLS options.
+    fn tls_for(&self, addr: &str) -> Result<Option<ConfigSource>, ClientError> {
+        if !addr.starts_with("https://") {
+            return Ok(None);
+        }
+        match &self.tls {
+            Some(configs) => Ok(Some(configs.clone())),
+            None => Err(ClientError::Tls {
+                addr: addr.to_string(),
+                source: None,
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnectOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectOptions")
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 // === impl State ===
@@ -197,7 +278,7 @@ impl State {
     }
 
     async fn connect(&self) -> Result<tonic::Streaming<pb::GatewayUpdate>, ClientError> {
-        let mut client = connect(&self.addr).await?;
+        let mut client = connect(&self.addr, &self.options).await?;
         let response = client
             .watch_gateway(self.request.clone())
             .await

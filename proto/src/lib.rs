@@ -27,5 +27,8 @@ pub mod identity_pb {
     tonic::include_proto!("ferry.identity.v1");
 }
 
-pub use client::{ClientError, GatewayConfig, OutboundConfig, watch_gateway, watch_outbound};
+pub use client::{
+    ClientError, ConnectOptions, GatewayConfig, OutboundConfig, watch_gateway, watch_gateway_with,
+    watch_outbound, watch_outbound_with,
+};
 pub use convert::ConvertError;

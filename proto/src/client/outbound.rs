@@ -8,7 +8,9 @@ use ferry_core::model::{Backend, BackendId, BackendProtocol, RouteTable};
 use futures_util::Stream;
 use tonic::transport::Channel;
 
-use super::{ClientError, MAX_BACKOFF, MAX_MESSAGE, MIN_BACKOFF, connect, endpoint};
+use super::{
+    ClientError, ConnectOptions, MAX_BACKOFF, MAX_MESSAGE, MIN_BACKOFF, connect, endpoint,
+};
 use crate::convert::ConvertError;
 use crate::pb;
 use crate::pb::discovery_client::DiscoveryClient;
@@ -52,10 +54,30 @@ pub struct OutboundClient {
 
 impl OutboundClient {
     /// A client of the server at `addr` (`host:port` or a URI); connects
-    /// on the first watch.
+    /// on the first watch, in plaintext.
     pub fn new(addr: impl Into<String>) -> Result<Self, ClientError> {
+        Self::with_options(addr, &ConnectOptions::default())
+    }
+
+    /// Like [`Self::new`], connecting with `options` (TLS for `https://`,
+    /// with the config of the moment at every reconnection).
+    pub fn with_options(
+        addr: impl Into<String>,
+        options: &ConnectOptions,
+    ) -> Result<Self, ClientError> {
         let addr = addr.into();
-        let channel = endpoint(&addr)?.connect_lazy();
+        let endpoint = endpoint(&addr)?;
+        let channel = match options.tls_for(&addr)? {
+            Some(configs) => {
+                crate::identity::tls::connect_lazy(&endpoint, configs).map_err(|source| {
+                    ClientError::Tls {
+                        addr: addr.clone(),
+                        source: Some(source),
+                    }
+                })?
+            }
+            None => endpoint.connect_lazy(),
+        };
         let client = DiscoveryClient::new(channel).max_decoding_message_size(MAX_MESSAGE);
         Ok(Self { addr, client })
     }
@@ -72,6 +94,7 @@ impl OutboundClient {
             Some(self.client.clone()),
             target.into(),
             namespace.into(),
+            ConnectOptions::default(),
         )
     }
 }
@@ -84,16 +107,27 @@ pub fn watch_outbound(
     target: impl Into<String>,
     namespace: impl Into<String>,
 ) -> impl Stream<Item = Result<OutboundConfig, ClientError>> + Send + 'static {
-    watch(addr.into(), None, target.into(), namespace.into())
+    watch_outbound_with(addr, target, namespace, ConnectOptions::default())
+}
+
+/// Like [`watch_outbound`], connecting with `options` (TLS for `https://`).
+pub fn watch_outbound_with(
+    addr: impl Into<String>,
+    target: impl Into<String>,
+    namespace: impl Into<String>,
+    options: ConnectOptions,
+) -> impl Stream<Item = Result<OutboundConfig, ClientError>> + Send + 'static {
+    watch(addr.into(), None, target.into(), namespace.into(), options)
 }
 
 /// The watch, over `shared` when given, else over a connection of its own
-/// to `addr`.
+/// to `addr` made with `options`.
 fn watch(
     addr: String,
     shared: Option<DiscoveryClient<Channel>>,
     target: String,
     namespace: String,
+    options: ConnectOptions,
 ) -> impl Stream<Item = Result<OutboundConfig, ClientError>> + Send + 'static {
     let request = pb::OutboundWatch {
         target,
@@ -102,6 +136,7 @@ fn watch(
     let state = (addr, request, None, MIN_BACKOFF, None::<Duration>);
     futures_util::stream::unfold(state, move |mut s| {
         let shared = shared.clone();
+        let options = options.clone();
         async move {
             let (addr, request, stream, backoff, delay) = &mut s;
             if let Some(delay) = delay.take() {
@@ -111,7 +146,7 @@ fn watch(
             if stream.is_none() {
                 let client = match shared {
                     Some(client) => Ok(client),
-                    None => connect(addr).await,
+                    None => connect(addr, &options).await,
                 };
                 let opened = match client {
                     Ok(mut client) => {
