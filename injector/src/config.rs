@@ -56,6 +56,11 @@ pub struct InjectConfig {
     pub image_pull_policy: Option<String>,
     /// Address of ferry-control's discovery server (`host:port`).
     pub discovery_addr: String,
+    /// ferry-control's TLS address (`https://host:port`); when set, proxies
+    /// get their certificates there and watch discovery there, presenting
+    /// them (`FERRY_IDENTITY_ADDR` and `FERRY_DISCOVERY_ADDR`), and
+    /// `discovery_addr` is not used.
+    pub control_tls_addr: Option<String>,
     /// SPIFFE trust domain.
     pub trust_domain: String,
     /// OTLP endpoint; when `None`, `FERRY_TRACING_ENDPOINT` is not set.
@@ -83,6 +88,7 @@ impl InjectConfig {
             version,
             image_pull_policy: None,
             discovery_addr: "ferry-control.ferry-system.svc.cluster.local:8090".to_owned(),
+            control_tls_addr: None,
             trust_domain: "cluster.local".to_owned(),
             tracing_endpoint: None,
             log_level: "info".to_owned(),

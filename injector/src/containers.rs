@@ -183,9 +183,15 @@ fn proxy_env(
         field_env("FERRY_POD_NAMESPACE", "metadata.namespace"),
         field_env("FERRY_POD_IP", "status.podIP"),
         field_env("FERRY_SERVICE_ACCOUNT", "spec.serviceAccountName"),
-        value_env("FERRY_DISCOVERY_ADDR", &config.discovery_addr),
-        value_env("FERRY_TRUST_DOMAIN", &config.trust_domain),
     ];
+    match &config.control_tls_addr {
+        Some(tls) => env.extend([
+            value_env("FERRY_DISCOVERY_ADDR", tls),
+            value_env("FERRY_IDENTITY_ADDR", tls),
+        ]),
+        None => env.push(value_env("FERRY_DISCOVERY_ADDR", &config.discovery_addr)),
+    }
+    env.push(value_env("FERRY_TRUST_DOMAIN", &config.trust_domain));
     if let Some(endpoint) = &config.tracing_endpoint {
         env.push(value_env("FERRY_TRACING_ENDPOINT", endpoint));
     }

@@ -19,7 +19,9 @@
 //!   4143 (`ferry-inbound`) and 4191 (`ferry-admin`), readiness `GET /ready`
 //!   and liveness `GET /live` on 4191, and the env of the proxy contract
 //!   (`FERRY_POD_NAME`, `FERRY_POD_NAMESPACE`, `FERRY_POD_IP`,
-//!   `FERRY_SERVICE_ACCOUNT`, `FERRY_DISCOVERY_ADDR`, `FERRY_TRUST_DOMAIN`,
+//!   `FERRY_SERVICE_ACCOUNT`, `FERRY_DISCOVERY_ADDR` (with
+//!   `FERRY_IDENTITY_ADDR`, both ferry-control's `https://` address, when
+//!   the install gives one), `FERRY_TRUST_DOMAIN`,
 //!   `FERRY_TRACING_ENDPOINT` when configured, `FERRY_LOG`,
 //!   `FERRY_IDENTITY_TOKEN`, `FERRY_TRUST_ANCHORS`, `FERRY_OPAQUE_PORTS`
 //!   when annotated, `FERRY_INBOUND_PORT`, `FERRY_OUTBOUND_PORT`,

@@ -19,13 +19,17 @@ fn update() -> bool {
 }
 
 /// The config every fixture uses; a case name ending in `classic` uses the
-/// classic sidecar, `tracing` sets a tracing endpoint.
+/// classic sidecar, `tracing` sets a tracing endpoint, `control-tls` the
+/// control plane's TLS address.
 fn config(case: &str) -> InjectConfig {
     let mut config = InjectConfig::new("v0.1.0");
     config.discovery_addr = "ferry-control.ferry-system.svc.cluster.local:8090".to_owned();
     config.trust_domain = "cluster.local".to_owned();
     if case.ends_with("classic") {
         config = config.with_sidecar_mode(SidecarMode::Classic);
+    }
+    if case.contains("control-tls") {
+        config.control_tls_addr = Some("https://ferry-control.ferry-system.svc:8443".to_owned());
     }
     if case.contains("tracing") {
         config.tracing_endpoint = Some("http://collector.tracing:4317".to_owned());

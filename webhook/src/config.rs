@@ -132,6 +132,13 @@ pub struct WebhookArgs {
         default_value = "ferry-control.ferry-system.svc.cluster.local:8090"
     )]
     pub proxy_discovery: String,
+    /// ferry-control's TLS address as proxies reach it
+    /// (`https://host:port`, matching `--tls-addr` and `--tls-dns-names`).
+    /// When set, injected sidecars get their certificates and discovery
+    /// there, authenticated; `--proxy-discovery` then serves only the
+    /// gateway proxies ferry-control deploys.
+    #[arg(long = "proxy-control-tls", env = "FERRY_PROXY_CONTROL_TLS")]
+    pub proxy_control_tls: Option<String>,
     /// SPIFFE trust domain.
     #[arg(
         long = "trust-domain",
@@ -186,6 +193,7 @@ impl WebhookArgs {
         }
         config.image_pull_policy = self.proxy_image_pull_policy.clone();
         config.discovery_addr = self.proxy_discovery.clone();
+        config.control_tls_addr = self.proxy_control_tls.clone();
         config.trust_domain = self.trust_domain.clone();
         config.tracing_endpoint = self.tracing_endpoint.clone();
         config.log_level = self.proxy_log_level.clone();
