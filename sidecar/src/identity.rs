@@ -21,9 +21,11 @@
 //! The CA is reached at `FERRY_IDENTITY_ADDR` when set: an `https://`
 //! address is ferry-control's TLS port, checked against the mounted
 //! anchors, so the token never crosses the network in clear. Otherwise the
-//! plaintext gRPC port of `FERRY_DISCOVERY_ADDR` is used (the injector does
-//! not set `FERRY_IDENTITY_ADDR` yet). The proxy presents no client
-//! certificate to the CA yet.
+//! plaintext gRPC port of `FERRY_DISCOVERY_ADDR` is used (the injector sets
+//! `FERRY_IDENTITY_ADDR` when the install gives ferry-control's TLS
+//! address). The CA needs no client certificate: it is how a proxy gets
+//! its first. Discovery at an `https://` address is authenticated with the
+//! latest credentials ([`discovery_options`]).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -152,6 +154,24 @@ async fn keep_renewed(
             () = tx.closed() => return,
         }
     }
+}
+
+/// Options for discovery connections that present the latest credentials:
+/// at an `https://` address, every (re)connection checks ferry-control
+/// against the current anchors and presents the current certificate; none
+/// is attempted before the first certificate is signed.
+pub fn discovery_options(credentials: CredentialsRx) -> ferry_api::ConnectOptions {
+    use ferry_api::identity::tls::{TlsSetupError, client_config};
+    ferry_api::ConnectOptions::with_tls(Arc::new(move || {
+        let current = credentials
+            .borrow()
+            .clone()
+            .ok_or_else(|| TlsSetupError::NoCredentials("discovery".to_owned()))?;
+        client_config(
+            &current.roots,
+            Some((current.chain.clone(), current.key.clone_key())),
+        )
+    }))
 }
 
 #[cfg(test)]

@@ -91,6 +91,7 @@ impl Outbound {
             connect_timeout: settings.connect_timeout,
             ..ClientParams::default()
         };
+        let discovery = crate::identity::discovery_options(credentials.clone());
         let dialer = Dialer::new(
             credentials,
             settings.connect_timeout,
@@ -104,7 +105,7 @@ impl Outbound {
         };
         let (targets, first_view_wait) = match &settings.discovery {
             // The address was checked with the settings.
-            Some(d) => match Targets::discovery(&d.addr, d.namespace.clone()) {
+            Some(d) => match Targets::discovery_with(&d.addr, d.namespace.clone(), &discovery) {
                 Ok(subscribe) => (
                     Some(Targets::new(subscribe, d.max_targets, d.idle_after)),
                     d.first_view_wait,

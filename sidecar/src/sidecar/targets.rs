@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferry_api::client::{ClientError, OutboundClient, OutboundConfig};
+use ferry_api::client::{ClientError, ConnectOptions, OutboundClient, OutboundConfig};
 use ferry_core::identity::Identity;
 use ferry_core::model::{BackendId, BackendProtocol, PortConfig, PortProtocol, ProxyConfig};
 use futures_util::{Stream, StreamExt};
@@ -118,7 +118,17 @@ impl Targets {
     /// Subscriptions to ferry-control at `addr`, as called from
     /// `namespace`, all on one connection.
     pub fn discovery(addr: &str, namespace: String) -> Result<Subscribe, ClientError> {
-        let client = OutboundClient::new(addr)?;
+        Self::discovery_with(addr, namespace, &ConnectOptions::default())
+    }
+
+    /// Like [`Self::discovery`], connecting with `options` (TLS with the
+    /// proxy's certificate for an `https://` address).
+    pub fn discovery_with(
+        addr: &str,
+        namespace: String,
+        options: &ConnectOptions,
+    ) -> Result<Subscribe, ClientError> {
+        let client = OutboundClient::with_options(addr, options)?;
         Ok(Arc::new(move |target: SocketAddr| {
             client.watch(target.to_string(), namespace.clone()).boxed()
         }))
