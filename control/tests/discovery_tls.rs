@@ -77,6 +77,14 @@ async fn start(require_client_identity: bool) -> Result<Control> {
 /// TLS options trusting `control`'s anchors, presenting a certificate the
 /// CA signed for `sa` in `ns` (none with `None`).
 fn options(control: &Control, who: Option<(&str, &str)>) -> Result<ConnectOptions> {
+    let config = config(control, who)?;
+    Ok(ConnectOptions::with_tls(Arc::new(move || {
+        Ok(config.clone())
+    })))
+}
+
+/// The client config of [`options`].
+fn config(control: &Control, who: Option<(&str, &str)>) -> Result<Arc<rustls::ClientConfig>> {
     let roots = anchors(control.material.anchors_pem())?;
     let client = match who {
         None => None,
@@ -100,10 +108,7 @@ fn options(control: &Control, who: Option<(&str, &str)>) -> Result<ConnectOption
             Some((chain, key))
         }
     };
-    let config = client_config(&roots, client)?;
-    Ok(ConnectOptions::with_tls(Arc::new(move || {
-        Ok(config.clone())
-    })))
+    Ok(client_config(&roots, client)?)
 }
 
 /// The first item of an outbound watch of `TARGET` as `namespace`.
@@ -195,6 +200,34 @@ async fn an_https_address_without_tls_options_is_an_error() -> Result<()> {
     assert!(
         matches!(item, Err(ClientError::Tls { source: None, .. })),
         "{item:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn each_reconnection_presents_the_certificate_of_the_moment() -> Result<()> {
+    let control = start(true).await?;
+    let (tx, rx) = watch::channel(config(&control, Some(("bank", "teller")))?);
+    let options = ConnectOptions::with_tls(Arc::new(move || Ok(rx.borrow().clone())));
+    let watch =
+        ferry_api::client::watch_outbound_with(control.addr.clone(), TARGET, "shop", options);
+    let mut watch = std::pin::pin!(watch);
+    let refused = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .context("no answer within 10 s")?
+        .context("the watch ended")?;
+    let (code, _) = denied_code(refused).context("expected a refusal as bank")?;
+    assert_eq!(code, tonic::Code::PermissionDenied);
+    // The proxy's certificate changes (here: to another identity); the
+    // next connection presents it.
+    tx.send_replace(config(&control, Some(("shop", "web")))?);
+    let served = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .context("no answer within 10 s")?
+        .context("the watch ended")?;
+    assert!(
+        matches!(served, Ok(OutboundConfig::Passthrough { .. })),
+        "{served:?}"
     );
     Ok(())
 }
