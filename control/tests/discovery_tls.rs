@@ -24,6 +24,7 @@ const TARGET: &str = "10.96.0.10:9080";
 
 struct Control {
     addr: String,
+    views: Arc<Views>,
     material: Material,
     registry: Arc<prometheus_client::registry::Registry>,
 }
@@ -46,6 +47,7 @@ async fn start(require_client_identity: bool) -> Result<Control> {
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Metrics::register(&mut registry);
     let views = Views::new();
+    let published = views.clone();
     let service = DiscoveryService::new(views.clone(), metrics)
         .require_client_identity(require_client_identity);
     let incoming = incoming(listener, configs);
@@ -69,6 +71,7 @@ async fn start(require_client_identity: bool) -> Result<Control> {
     });
     Ok(Control {
         addr: format!("https://localhost:{}", settings.addr.port()),
+        views: published,
         material,
         registry: Arc::new(registry),
     })
@@ -229,5 +232,38 @@ async fn each_reconnection_presents_the_certificate_of_the_moment() -> Result<()
         matches!(served, Ok(OutboundConfig::Passthrough { .. })),
         "{served:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn inbound_policy_only_of_a_pod_running_as_the_caller() -> Result<()> {
+    let control = start(true).await?;
+    control.views.publish_pods(
+        [("10.1.0.1".parse()?, ("shop".to_owned(), "web".to_owned()))]
+            .into_iter()
+            .collect(),
+    );
+    let watch = async |who, pod_ip: &str| -> Result<tonic::Code> {
+        let configs = config(&control, Some(who))?;
+        let endpoint = ferry_api::client::endpoint(&control.addr)?;
+        let channel = ferry_api::identity::tls::connect_with(
+            &endpoint,
+            Arc::new(move || Ok(configs.clone())),
+        )
+        .await??;
+        let request = pb::InboundWatch {
+            pod_ip: pod_ip.to_owned(),
+            port: 8080,
+        };
+        let answer = pb::discovery_client::DiscoveryClient::new(channel)
+            .watch_inbound(request)
+            .await;
+        Ok(answer.err().map_or(tonic::Code::Ok, |status| status.code()))
+    };
+    assert_eq!(watch(("shop", "web"), "10.1.0.1").await?, tonic::Code::Ok);
+    let denied = tonic::Code::PermissionDenied;
+    assert_eq!(watch(("shop", "admin"), "10.1.0.1").await?, denied);
+    assert_eq!(watch(("bank", "web"), "10.1.0.1").await?, denied);
+    assert_eq!(watch(("shop", "web"), "10.1.0.2").await?, denied);
     Ok(())
 }

@@ -178,8 +178,12 @@ fn pods_are_indexed_by_name_with_their_identity() {
     assert_eq!(info.service_account, "reviews");
     assert!(info.ready);
     assert_eq!(info.ips, vec!["10.1.0.1".parse::<IpAddr>().unwrap()]);
+    let owners = index.pod_owners();
+    let owner = owners.get(&"10.1.0.1".parse::<IpAddr>().unwrap());
+    assert_eq!(owner, Some(&("shop".to_owned(), "reviews".to_owned())));
     index.apply(Change::Relist(Resource::Pod, Vec::new()));
     assert!(index.pod(&NsName::new("shop", "reviews-0")).is_none());
+    assert!(index.pod_owners().is_empty());
 }
 
 #[test]
