@@ -92,26 +92,45 @@ fn config(control: &Control, who: Option<(&str, &str)>) -> Result<Arc<rustls::Cl
     let client = match who {
         None => None,
         Some((ns, sa)) => {
-            let identity = Identity::new("cluster.local", ns, sa)?;
-            let key = rcgen::KeyPair::generate()?;
-            let csr =
-                rcgen::CertificateParams::new(Vec::<String>::new())?.serialize_request(&key)?;
-            let csr = rcgen::CertificateSigningRequestParams::from_der(csr.der())?;
-            let issued = control.material.sign(
-                &csr,
-                &identity,
-                Duration::from_secs(3600),
-                SystemTime::now(),
-            )?;
-            let chain = ferry_api::identity::pki::certificates("chain", &issued.chain_pem)?
-                .into_iter()
-                .map(CertificateDer::from)
-                .collect();
-            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+            let (chain, key, _) = signed(control, ns, sa)?;
             Some((chain, key))
         }
     };
     Ok(client_config(&roots, client)?)
+}
+
+/// A chain and key the CA signed for `sa` in `ns`, and its `notAfter`.
+fn signed(
+    control: &Control,
+    ns: &str,
+    sa: &str,
+) -> Result<(
+    Vec<CertificateDer<'static>>,
+    PrivateKeyDer<'static>,
+    SystemTime,
+)> {
+    let identity = Identity::new("cluster.local", ns, sa)?;
+    let key = rcgen::KeyPair::generate()?;
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())?.serialize_request(&key)?;
+    let csr = rcgen::CertificateSigningRequestParams::from_der(csr.der())?;
+    let lifetime = Duration::from_secs(3600);
+    let issued = control
+        .material
+        .sign(&csr, &identity, lifetime, SystemTime::now())?;
+    let chain = ferry_api::identity::pki::certificates("chain", &issued.chain_pem)?
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    Ok((chain, key, issued.not_after))
+}
+
+/// The next item of `watch`, within 10 s.
+async fn next<S: futures_util::Stream + Unpin>(watch: &mut S) -> Result<S::Item> {
+    tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .context("no answer within 10 s")?
+        .context("the watch ended")
 }
 
 /// The first item of an outbound watch of `TARGET` as `namespace`.
@@ -122,11 +141,7 @@ async fn first(
 ) -> Result<Result<OutboundConfig, ClientError>> {
     let watch =
         ferry_api::client::watch_outbound_with(control.addr.clone(), TARGET, namespace, options);
-    let mut watch = std::pin::pin!(watch);
-    tokio::time::timeout(Duration::from_secs(10), watch.next())
-        .await
-        .context("no answer within 10 s")?
-        .context("the watch ended")
+    next(&mut std::pin::pin!(watch)).await
 }
 
 fn denied_code(item: Result<OutboundConfig, ClientError>) -> Option<(tonic::Code, String)> {
@@ -215,19 +230,13 @@ async fn each_reconnection_presents_the_certificate_of_the_moment() -> Result<()
     let watch =
         ferry_api::client::watch_outbound_with(control.addr.clone(), TARGET, "shop", options);
     let mut watch = std::pin::pin!(watch);
-    let refused = tokio::time::timeout(Duration::from_secs(10), watch.next())
-        .await
-        .context("no answer within 10 s")?
-        .context("the watch ended")?;
+    let refused = next(&mut watch).await?;
     let (code, _) = denied_code(refused).context("expected a refusal as bank")?;
     assert_eq!(code, tonic::Code::PermissionDenied);
     // The proxy's certificate changes (here: to another identity); the
     // next connection presents it.
     tx.send_replace(config(&control, Some(("shop", "web")))?);
-    let served = tokio::time::timeout(Duration::from_secs(10), watch.next())
-        .await
-        .context("no answer within 10 s")?
-        .context("the watch ended")?;
+    let served = next(&mut watch).await?;
     assert!(
         matches!(served, Ok(OutboundConfig::Passthrough { .. })),
         "{served:?}"
@@ -265,5 +274,35 @@ async fn inbound_policy_only_of_a_pod_running_as_the_caller() -> Result<()> {
     assert_eq!(watch(("shop", "admin"), "10.1.0.1").await?, denied);
     assert_eq!(watch(("bank", "web"), "10.1.0.1").await?, denied);
     assert_eq!(watch(("shop", "web"), "10.1.0.2").await?, denied);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_sidecar_presents_its_published_credentials() -> Result<()> {
+    let control = start(true).await?;
+    let (tx, rx) = watch::channel(None);
+    let options = ferry_proxy::identity::discovery_options(rx);
+    let watch =
+        ferry_api::client::watch_outbound_with(control.addr.clone(), TARGET, "shop", options);
+    let mut watch = std::pin::pin!(watch);
+    let before = next(&mut watch).await?;
+    assert!(
+        matches!(before, Err(ClientError::Connect { .. })),
+        "no connection before the first certificate: {before:?}"
+    );
+
+    let (chain, key, not_after) = signed(&control, "shop", "web")?;
+    tx.send_replace(Some(Arc::new(ferry_proxy::identity::Credentials {
+        identity: Identity::new("cluster.local", "shop", "web")?,
+        chain,
+        key,
+        roots: anchors(control.material.anchors_pem())?,
+        not_after,
+    })));
+    let after = next(&mut watch).await?;
+    assert!(
+        matches!(after, Ok(OutboundConfig::Passthrough { .. })),
+        "{after:?}"
+    );
     Ok(())
 }
