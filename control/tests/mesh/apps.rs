@@ -25,6 +25,7 @@ pub(crate) fn http_app(spec: &str) -> Result<()> {
 }
 
 fn serve_http(conn: TcpStream, name: &str) -> Result<()> {
+    conn.set_nodelay(true)?;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut writer = conn;
     loop {
@@ -55,11 +56,13 @@ fn serve_http(conn: TcpStream, name: &str) -> Result<()> {
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
         let answer = format!("name={name} identity={identity}\n");
-        write!(
-            writer,
+        // One write: `write!` would send each piece on its own, and
+        // Nagle's algorithm would hold the last one for a delayed ACK.
+        let response = format!(
             "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{answer}",
             answer.len()
-        )?;
+        );
+        writer.write_all(response.as_bytes())?;
     }
 }
 
@@ -73,7 +76,7 @@ pub(crate) fn echo_app(port: &str) -> Result<()> {
             let mut writer = conn;
             let mut line = String::new();
             while reader.read_line(&mut line)? > 0 {
-                write!(writer, "echo: {line}")?;
+                writer.write_all(format!("echo: {line}").as_bytes())?;
                 line.clear();
             }
             Ok(())
@@ -98,15 +101,16 @@ pub(crate) fn load_client(spec: &str) -> Result<()> {
         let answer = (|| -> Result<String> {
             if conn.is_none() {
                 let stream = TcpStream::connect(addr)?;
+                stream.set_nodelay(true)?;
                 stream.set_read_timeout(Some(Duration::from_secs(10)))?;
                 conn = Some((BufReader::new(stream.try_clone()?), stream));
             }
             let (reader, writer) = conn.as_mut().context("connected")?;
-            write!(
-                writer,
+            let request = format!(
                 "GET / HTTP/1.1\r\nhost: {addr}\r\n{}\r\n",
                 header.as_deref().unwrap_or("")
-            )?;
+            );
+            writer.write_all(request.as_bytes())?;
             read_response(reader)
         })();
         match answer {
@@ -200,7 +204,7 @@ pub(crate) fn echo_exchange(addr: &str, lines: &[&str]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let started = Instant::now();
     for line in lines {
-        writeln!(writer, "{line}")?;
+        writer.write_all(format!("{line}\n").as_bytes())?;
         let mut answer = String::new();
         reader.read_line(&mut answer)?;
         out.push(answer.trim_end().to_owned());
