@@ -99,14 +99,7 @@ impl Admin {
     }
 
     fn metrics(&self) -> Response<Body> {
-        let mut out = String::new();
-        match prometheus_client::encoding::text::encode(&mut out, &self.registry) {
-            Ok(()) => with_type(
-                Response::new(body::full(out)),
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            ),
-            Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
-        }
+        metrics_response(&self.registry)
     }
 }
 
@@ -134,7 +127,20 @@ fn config_view(snapshot: Option<&Snapshot>, errors: Vec<String>) -> serde_json::
     Ok(Value::Object(view))
 }
 
-fn text(status: StatusCode, message: &str) -> Response<Body> {
+/// `registry` in the Prometheus text format, for `/metrics`.
+pub(crate) fn metrics_response(registry: &Registry) -> Response<Body> {
+    let mut out = String::new();
+    match prometheus_client::encoding::text::encode(&mut out, registry) {
+        Ok(()) => with_type(
+            Response::new(body::full(out)),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+        Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
+    }
+}
+
+/// A plain-text response with `status`.
+pub(crate) fn text(status: StatusCode, message: &str) -> Response<Body> {
     let mut rsp = with_type(
         Response::new(body::full(message.to_string())),
         "text/plain; charset=utf-8",
@@ -143,7 +149,8 @@ fn text(status: StatusCode, message: &str) -> Response<Body> {
     rsp
 }
 
-fn with_type(mut rsp: Response<Body>, content_type: &'static str) -> Response<Body> {
+/// `rsp` with its `content-type`.
+pub(crate) fn with_type(mut rsp: Response<Body>, content_type: &'static str) -> Response<Body> {
     rsp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     rsp

@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime};
 use ferry_core::model::Endpoint;
 use serde_json::json;
 
-use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -19,6 +18,7 @@ use tokio::net::TcpListener;
 
 use super::SidecarSettings;
 use super::targets::{TargetState, Targets};
+use crate::admin::{metrics_response, text, with_type};
 use crate::body::{self, Body};
 use crate::identity::{CredentialsRx, summary};
 
@@ -142,14 +142,7 @@ impl SidecarAdmin {
     }
 
     fn metrics(&self) -> Response<Body> {
-        let mut out = String::new();
-        match prometheus_client::encoding::text::encode(&mut out, &self.registry) {
-            Ok(()) => with_type(
-                Response::new(body::full(out)),
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            ),
-            Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
-        }
+        metrics_response(&self.registry)
     }
 }
 
@@ -203,19 +196,4 @@ fn targets_json(targets: &Targets) -> Vec<serde_json::Value> {
             })
         })
         .collect()
-}
-
-fn text(status: StatusCode, message: &str) -> Response<Body> {
-    let mut rsp = with_type(
-        Response::new(body::full(message.to_string())),
-        "text/plain; charset=utf-8",
-    );
-    *rsp.status_mut() = status;
-    rsp
-}
-
-fn with_type(mut rsp: Response<Body>, content_type: &'static str) -> Response<Body> {
-    rsp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    rsp
 }
