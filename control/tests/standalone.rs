@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use ferry_api::{GatewayConfig, watch_gateway};
-use ferry_control::run::{Settings, Source, start};
+use ferry_control::run::{Running, Settings, Source, start};
 use ferry_core::model::HostPattern;
 use futures_util::StreamExt as _;
 use prometheus_client::registry::Registry;
@@ -50,11 +50,8 @@ fn serves(view: &GatewayConfig, host: &str) -> bool {
         .any(|v| v.hostname == HostPattern::Exact(host.into()))
 }
 
-#[tokio::test]
-async fn files_feed_the_same_discovery_as_watches() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    std::fs::write(dir.path().join("base.yaml"), OBJECTS)?;
-    std::fs::write(dir.path().join("a.yaml"), route("a", "a.example.com"))?;
+/// ferry-control in standalone mode on `dir`, on free loopback ports.
+async fn start_files(dir: &std::path::Path) -> Result<Running> {
     let settings = Settings {
         discovery_addr: "127.0.0.1:0".parse()?,
         admin_addr: "127.0.0.1:0".parse()?,
@@ -65,10 +62,18 @@ async fn files_feed_the_same_discovery_as_watches() -> Result<()> {
         identity: None,
     };
     let source = Source::Files {
-        dir: dir.path().to_path_buf(),
+        dir: dir.to_path_buf(),
         interval: Duration::from_millis(50),
     };
-    let running = start(source, settings, Registry::default()).await?;
+    Ok(start(source, settings, Registry::default()).await?)
+}
+
+#[tokio::test]
+async fn files_feed_the_same_discovery_as_watches() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("base.yaml"), OBJECTS)?;
+    std::fs::write(dir.path().join("a.yaml"), route("a", "a.example.com"))?;
+    let running = start_files(dir.path()).await?;
     let mut view = Box::pin(watch_gateway(
         running.discovery_addr.to_string(),
         "shop",
@@ -115,20 +120,7 @@ async fn sidecars_watch_outbound_targets() -> Result<()> {
     let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: mesh, namespace: shop}\nspec:\n  parentRefs: [{group: '', kind: Service, name: reviews, port: 9080}]\n  rules: [{matches: [{path: {type: PathPrefix, value: /v2}}], backendRefs: [{name: reviews, port: 9080}]}]\n";
     std::fs::write(dir.path().join("base.yaml"), mesh)?;
     std::fs::write(dir.path().join("route.yaml"), route)?;
-    let settings = Settings {
-        discovery_addr: "127.0.0.1:0".parse()?,
-        admin_addr: "127.0.0.1:0".parse()?,
-        lease: None,
-        status_timeout: Duration::from_secs(1),
-        deploy: None,
-        trust_domain: "cluster.local".to_string(),
-        identity: None,
-    };
-    let source = Source::Files {
-        dir: dir.path().to_path_buf(),
-        interval: Duration::from_millis(50),
-    };
-    let running = start(source, settings, Registry::default()).await?;
+    let running = start_files(dir.path()).await?;
     let addr = running.discovery_addr.to_string();
 
     let mut view = Box::pin(ferry_api::watch_outbound(
@@ -171,20 +163,7 @@ async fn large_views_arrive_whole() -> Result<()> {
         .map(|i| route(&format!("r{i}"), &format!("r{i}.example.com")) + "---\n")
         .collect();
     std::fs::write(dir.path().join("routes.yaml"), routes)?;
-    let settings = Settings {
-        discovery_addr: "127.0.0.1:0".parse()?,
-        admin_addr: "127.0.0.1:0".parse()?,
-        lease: None,
-        status_timeout: Duration::from_secs(1),
-        deploy: None,
-        trust_domain: "cluster.local".to_string(),
-        identity: None,
-    };
-    let source = Source::Files {
-        dir: dir.path().to_path_buf(),
-        interval: Duration::from_millis(50),
-    };
-    let running = start(source, settings, Registry::default()).await?;
+    let running = start_files(dir.path()).await?;
     let mut view = Box::pin(watch_gateway(
         running.discovery_addr.to_string(),
         "shop",
