@@ -35,54 +35,50 @@ use world::{App, MeshPod, PodSpec, World, child};
 
 // ---------------------------------------------------------------- child modes
 
+/// Runs `mode` on the value of `var` when this binary was re-run as that
+/// child (see `world::child`); as an ordinary test, does nothing.
+fn child_mode(var: &str, mode: fn(&str) -> Result<()>) -> Result<()> {
+    match std::env::var(var) {
+        Ok(value) => mode(&value),
+        Err(_) => Ok(()),
+    }
+}
+
 /// Not a test: the HTTP app of a pod (see [`apps::http_app`]).
 #[test]
 fn http_app() -> Result<()> {
-    match std::env::var("FERRY_MESH_APP") {
-        Ok(spec) => apps::http_app(&spec),
-        Err(_) => Ok(()),
-    }
+    child_mode("FERRY_MESH_APP", apps::http_app)
 }
 
 /// Not a test: the line-echo app of a pod.
 #[test]
 fn echo_app() -> Result<()> {
-    match std::env::var("FERRY_MESH_ECHO") {
-        Ok(port) => apps::echo_app(&port),
-        Err(_) => Ok(()),
-    }
+    child_mode("FERRY_MESH_ECHO", apps::echo_app)
 }
 
 /// Not a test: the load client run inside a client pod.
 #[test]
 fn load_client() -> Result<()> {
-    match std::env::var("FERRY_MESH_LOAD") {
-        Ok(spec) => apps::load_client(&spec),
-        Err(_) => Ok(()),
-    }
+    child_mode("FERRY_MESH_LOAD", apps::load_client)
 }
 
 /// Not a test: a line-echo exchange from inside a client pod, printed as
 /// `ECHO <json lines>`.
 #[test]
 fn echo_client() -> Result<()> {
-    let Ok(spec) = std::env::var("FERRY_MESH_ECHO_CLIENT") else {
-        return Ok(());
-    };
-    let (addr, lines) = spec.split_once('|').context("expected ADDR|LINES")?;
-    let lines: Vec<&str> = lines.split(',').collect();
-    let answers = apps::echo_exchange(addr, &lines)?;
-    println!("ECHO {}", serde_json::to_string(&answers)?);
-    Ok(())
+    child_mode("FERRY_MESH_ECHO_CLIENT", |spec| {
+        let (addr, lines) = spec.split_once('|').context("expected ADDR|LINES")?;
+        let lines: Vec<&str> = lines.split(',').collect();
+        let answers = apps::echo_exchange(addr, &lines)?;
+        println!("ECHO {}", serde_json::to_string(&answers)?);
+        Ok(())
+    })
 }
 
 /// Not a test: the discovery relay of the node.
 #[test]
 fn relay() -> Result<()> {
-    match std::env::var("FERRY_MESH_RELAY") {
-        Ok(spec) => apps::relay(&spec),
-        Err(_) => Ok(()),
-    }
+    child_mode("FERRY_MESH_RELAY", apps::relay)
 }
 
 // ---------------------------------------------------------------- helpers
@@ -229,7 +225,20 @@ impl Capture {
         let child = world
             .node
             .command("tcpdump")
-            .args(["-i", "br0", "-U", "-s", "0", "-w"])
+            // Immediate mode: each packet is written when it is seen, not
+            // in batches up to a second late. A 32 MiB buffer: nothing is
+            // dropped while tcpdump lags.
+            .args([
+                "-i",
+                "br0",
+                "--immediate-mode",
+                "-U",
+                "-s",
+                "0",
+                "-B",
+                "32768",
+                "-w",
+            ])
             .arg(&file)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -240,10 +249,30 @@ impl Capture {
         Ok(Self { child, file })
     }
 
+    /// Stops tcpdump with SIGINT, so that it writes every packet the
+    /// kernel still holds for it before exiting (SIGKILL would lose them),
+    /// and returns the capture.
     fn stop(mut self) -> Result<Vec<u8>> {
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // tcpdump may still be writing out a backlog (SIGINT makes it stop
+        // reading at once): wait until the file stops growing.
+        let size = |file| std::fs::metadata(file).map_or(0, |m| m.len());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut last = size(&self.file);
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = size(&self.file);
+            if now == last || Instant::now() > deadline {
+                break;
+            }
+            last = now;
+        }
+        let interrupted = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        if !interrupted.is_ok_and(|s| s.success()) {
+            let _ = self.child.kill();
+        }
+        self.child.wait()?;
         Ok(std::fs::read(&self.file)?)
     }
 }
