@@ -191,10 +191,12 @@ async fn create(world: &World, ns: &str, object: Value) -> Result<()> {
     Ok(())
 }
 
-/// Polls `done` on fresh tallies of `count` calls until it holds (routes
-/// reach sidecars asynchronously), for at most 30 seconds.
+/// Polls `done` on fresh tallies of 20 calls from `pod` until it holds
+/// (routes reach sidecars asynchronously), for at most 30 seconds; a
+/// timeout reports what the pod's sidecar and ferry-control know.
 async fn eventually(
-    pod: &Pod,
+    world: &World,
+    pod: &MeshPod,
     addr: SocketAddr,
     header: &str,
     what: &str,
@@ -202,12 +204,13 @@ async fn eventually(
 ) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let tally = load(pod, addr, 20, header).await?;
+        let tally = load(&pod.netns, addr, 20, header).await?;
         if done(&tally) {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("timed out waiting until {what}; last tally {tally:?}");
+            let known = world.diagnostics(pod).await;
+            bail!("timed out waiting until {what}; last tally {tally:?}\n{known}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -405,7 +408,8 @@ async fn routes_identities_and_opaque_tcp() -> Result<()> {
     let capture = Capture::start(&world)?;
     // The routes reach the sidecars.
     eventually(
-        &client.netns,
+        &world,
+        &client,
         reviews,
         "env: canary",
         "the header match applies",
@@ -413,7 +417,8 @@ async fn routes_identities_and_opaque_tcp() -> Result<()> {
     )
     .await?;
     eventually(
-        &outsider.netns,
+        &world,
+        &outsider,
         reviews,
         "-",
         "the consumer route applies",
@@ -503,7 +508,8 @@ async fn strict_mode_control_loss_and_renewal() -> Result<()> {
 
     // Through the mesh: served.
     eventually(
-        &client.netns,
+        &world,
+        &client,
         reviews,
         "-",
         "the mesh call is served",
@@ -623,7 +629,7 @@ async fn mesh_bench() -> Result<()> {
         },
     )?;
     let service_addr = service(&world, &shop, "server", 9080, &[&server]).await?;
-    eventually(&client.netns, service_addr, "-", "the mesh serves", |t| {
+    eventually(&world, &client, service_addr, "-", "the mesh serves", |t| {
         t.get("server") == Some(&20)
     })
     .await?;

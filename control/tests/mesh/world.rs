@@ -22,7 +22,7 @@ use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod as KubePod, ServiceAccount};
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::apps;
 
@@ -187,6 +187,35 @@ impl World {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// What a failed wait reports: the outbound targets of `pod`'s sidecar
+    /// as its `/config` shows them, and ferry-control's watch metrics.
+    pub(crate) async fn diagnostics(&self, pod: &MeshPod) -> String {
+        let config = pod
+            .netns
+            .command("curl")
+            .args(["-s", "http://127.0.0.1:4191/config"])
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned());
+        let targets = match config.as_deref().map(serde_json::from_str::<Value>) {
+            Ok(Ok(config)) => config["outbound"]["targets"].to_string(),
+            Ok(Err(error)) => format!("/config is not JSON: {error}"),
+            Err(error) => format!("no /config: {error}"),
+        };
+        let metrics = http_get(self.control_admin, "/metrics")
+            .await
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                l.starts_with("ferry_control_watch") || l.starts_with("ferry_control_discovery")
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        format!(
+            "sidecar of {}: targets {targets}\nferry-control:\n{metrics}",
+            pod.name
+        )
     }
 
     /// Kills ferry-control (SIGKILL), as a crashed control plane.
@@ -432,11 +461,21 @@ impl Drop for World {
 
 /// The status code of `GET path` at `addr`, or `None` when unreachable.
 async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    http_get(addr, path)
+        .await?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The whole answer (head and body) to `GET path` at `addr`.
+async fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     let request = format!("GET {path} HTTP/1.0\r\nhost: ferry\r\n\r\n");
     stream.write_all(request.as_bytes()).await.ok()?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.ok()?;
-    answer.split_whitespace().nth(1)?.parse().ok()
+    Some(answer)
 }
