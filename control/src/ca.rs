@@ -9,7 +9,8 @@
 //!   never overwritten. Re-read every [`CaSettings::refresh`], so a rotation
 //!   the installer writes is picked up without a restart.
 //! * Anchors ([`anchors`]): ConfigMap `ferry-trust-anchors` (`ca.pem`) in
-//!   every namespace labelled `ferry.dev/inject=enabled`.
+//!   every namespace labelled `ferry.dev/inject=enabled` and every
+//!   namespace holding a Ferry Gateway (its deployed proxies mount it).
 //! * Certify: the token is reviewed with TokenReview for audience `ferry`
 //!   ([`review`]); the CSR must verify and name exactly the token's
 //!   identity ([`material::check_csr`]); the leaf is valid for
@@ -24,6 +25,7 @@
 //! Standalone mode (objects from files, no apiserver) has no CA: there is
 //! no TokenReview to check proxies with.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -106,6 +108,7 @@ impl CaService {
         client: kube::Client,
         trust_domain: String,
         settings: CaSettings,
+        gateway_namespaces: watch::Receiver<BTreeSet<String>>,
         registry: &mut Registry,
         tasks: &mut JoinSet<()>,
     ) -> Self {
@@ -120,6 +123,7 @@ impl CaService {
         tasks.spawn(anchors::publish(
             client.clone(),
             material.clone(),
+            gateway_namespaces,
             metrics.clone(),
         ));
         Self {

@@ -417,6 +417,17 @@ impl ClusterIndex {
         ))
     }
 
+    /// The namespaces holding a Gateway of a Ferry class.
+    pub fn gateway_namespaces(&self) -> BTreeSet<String> {
+        self.objects
+            .gateways()
+            .filter(|(_, gw)| {
+                ferry_core::attach::is_ferry_class(&self.objects, &gw.spec.gateway_class_name)
+            })
+            .map(|(id, _)| id.namespace.clone())
+            .collect()
+    }
+
     /// [`ClusterIndex::gateway_config`] and [`ClusterIndex::status`] from
     /// one compilation.
     pub fn gateway_config_with_status(&self, gateway: &NsName) -> (Option<ProxyConfig>, Status) {

@@ -5,7 +5,8 @@
 //! to each proxy exactly the configuration it needs ([`discovery`]).
 //! Beside discovery it runs the identity CA ([`ca`]), which signs each
 //! proxy's SPIFFE certificate after a TokenReview of its ServiceAccount
-//! token and publishes the trust anchors to meshed namespaces.
+//! token and publishes the trust anchors to meshed namespaces and those
+//! holding a Ferry Gateway.
 //! Proxies never read the Kubernetes API.
 //!
 //! The index is a synchronous structure fed by [`index::Change`]s from

@@ -9,7 +9,7 @@ use anyhow::{Context as _, Result};
 use clap::Parser;
 use ferry_control::ca::CaSettings;
 use ferry_control::ca::tls::TlsSettings;
-use ferry_control::deployer::render::DeploySettings;
+use ferry_control::deployer::render::{DeploySettings, GatewayIdentity};
 use ferry_control::leader::{LeaseConfig, release};
 use ferry_control::run::{Settings, Source, start};
 use ferry_core::identity::Identity;
@@ -185,6 +185,10 @@ async fn main() -> Result<()> {
                 .clone()
                 .unwrap_or_else(|| format!("ferry/proxy:{}", env!("CARGO_PKG_VERSION"))),
             discovery: cli.webhook_args.proxy_discovery.clone(),
+            identity: (!cli.no_identity).then(|| GatewayIdentity {
+                trust_domain: cli.webhook_args.trust_domain.clone(),
+                control_tls: cli.webhook_args.proxy_control_tls.clone(),
+            }),
         }),
     };
     let client = match &source {

@@ -2,6 +2,7 @@
 //! (status for the writer, views for discovery subscribers) once every
 //! watched resource has been listed.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use ferry_core::objects::NsName;
@@ -30,6 +31,9 @@ pub struct Outputs {
     /// The Secrets and ConfigMaps the index wants watched (published
     /// before the index is in sync: it cannot be in sync without them).
     pub watched: watch::Sender<Watched>,
+    /// The namespaces holding a Ferry Gateway, where the CA publishes the
+    /// trust anchors its proxies mount.
+    pub gateway_namespaces: watch::Sender<BTreeSet<String>>,
 }
 
 /// The index task.
@@ -93,7 +97,7 @@ impl Pipeline {
     pub fn publish(&self, outputs: &Outputs, changed: bool) {
         let mut fresh: Option<Status> = None;
         for gateway in outputs.views.subscribed_gateways() {
-            let (view, status) = gateway_view(&self.index, &gateway);
+            let (view, status) = gateway_view(&self.index, &gateway, &self.trust_domain);
             outputs.views.publish_gateway(&gateway, view);
             fresh.get_or_insert(status);
         }
@@ -111,6 +115,14 @@ impl Pipeline {
             let status = fresh.unwrap_or_else(|| self.index.status());
             outputs.status.send_replace(Some(Arc::new(status)));
         }
+        let namespaces = self.index.gateway_namespaces();
+        outputs.gateway_namespaces.send_if_modified(|current| {
+            if *current == namespaces {
+                return false;
+            }
+            *current = namespaces;
+            true
+        });
         if let Some(settings) = &self.deploy {
             let plan = deployer::plan(self.index.objects(), settings);
             outputs.deploy.send_if_modified(|current| {
@@ -127,10 +139,19 @@ impl Pipeline {
     }
 }
 
-/// The view of one Gateway's proxies, and the status computed on the way.
-pub fn gateway_view(index: &ClusterIndex, gateway: &NsName) -> (GatewayView, Status) {
+/// The view of one Gateway's proxies, with the expected identity of each
+/// meshed endpoint in `trust_domain`, and the status computed on the way.
+pub fn gateway_view(
+    index: &ClusterIndex,
+    gateway: &NsName,
+    trust_domain: &str,
+) -> (GatewayView, Status) {
     let (config, status) = index.gateway_config_with_status(gateway);
-    let config = config.map(|c| Arc::new(ferry_api::pb::ProxyConfig::from(&c)));
+    let config = config.map(|c| {
+        let mut config = ferry_api::pb::ProxyConfig::from(&c);
+        index.fill_identities(&mut config.backends, trust_domain);
+        Arc::new(config)
+    });
     let status_json = status
         .gateway(gateway)
         .and_then(|s| serde_json::to_string(s).ok())

@@ -139,12 +139,14 @@ pub async fn start(
     let (status_tx, status_rx) = watch::channel(None);
     let (synced_tx, synced) = watch::channel(false);
     let (deploy_tx, deploy_rx) = watch::channel(None);
+    let (gateway_namespaces_tx, gateway_namespaces) = watch::channel(Default::default());
     let outputs = Outputs {
         status: status_tx,
         synced: synced_tx,
         views: views.clone(),
         deploy: deploy_tx,
         watched: watched_tx,
+        gateway_namespaces: gateway_namespaces_tx,
     };
     let deploy = match &source {
         Source::Cluster(_) => settings.deploy.clone(),
@@ -190,6 +192,7 @@ pub async fn start(
                 client.clone(),
                 settings.trust_domain.clone(),
                 settings_ca,
+                gateway_namespaces,
                 &mut registry,
                 &mut tasks,
             );

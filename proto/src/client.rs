@@ -26,7 +26,7 @@ pub use outbound::{OutboundClient, OutboundConfig, watch_outbound, watch_outboun
 
 use crate::identity::tls::{self, ConfigSource, TlsSetupError};
 
-use crate::convert::ConvertError;
+use crate::convert::{ConvertError, ExpectedIdentities};
 use crate::pb;
 use crate::pb::discovery_client::DiscoveryClient;
 
@@ -48,6 +48,9 @@ pub struct GatewayConfig {
     pub config: Option<ProxyConfig>,
     /// The Gateway's computed status as JSON (empty when unknown).
     pub status_json: String,
+    /// The expected identity of each backend's endpoints (meshed pods),
+    /// for a proxy that calls them over mTLS; empty without a config.
+    pub identities: ExpectedIdentities,
 }
 
 /// How a client reaches discovery. The default is plaintext.
@@ -320,20 +323,28 @@ impl State {
         if !complete {
             return Ok(None);
         }
-        let config = self
+        let converted = self
             .view
             .as_ref()
-            .map(|(_, view)| ProxyConfig::try_from(view.clone()))
+            .map(|(_, view)| -> Result<_, ConvertError> {
+                let identities = crate::convert::expected_identities(&view.backends)?;
+                Ok((ProxyConfig::try_from(view.clone())?, identities))
+            })
             .transpose()
             .map_err(|source| ClientError::Convert {
                 what: self.what(),
                 version,
                 source,
             })?;
+        let (config, identities) = match converted {
+            Some((config, identities)) => (Some(config), identities),
+            None => (None, ExpectedIdentities::new()),
+        };
         Ok(Some(GatewayConfig {
             version,
             config,
             status_json: update.status_json,
+            identities,
         }))
     }
 

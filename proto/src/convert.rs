@@ -18,7 +18,11 @@ use ferry_core::model::{
 
 use crate::pb;
 
-pub use from_pb::ConvertError;
+pub use from_pb::{ConvertError, expected_identities};
+
+/// The expected SPIFFE identity of each backend's endpoints, in the order
+/// of the backend's endpoints; `None` for an endpoint that is not meshed.
+pub type ExpectedIdentities = BTreeMap<BackendId, Vec<Option<String>>>;
 
 // === model -> message ===
 

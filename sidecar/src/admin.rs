@@ -1,10 +1,11 @@
 //! The admin server: `/live`, `/ready` (once a config is loaded and its
 //! listeners bound),
-//! `/config` (the applied config, its status and the last load errors, as
-//! JSON) and `/metrics` (Prometheus text).
+//! `/config` (the applied config, its status, the last load errors and the
+//! proxy's certificate when it has one, as JSON) and `/metrics` (Prometheus text).
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -17,6 +18,7 @@ use tokio::net::TcpListener;
 
 use crate::body::{self, Body};
 use crate::config::{ConfigRx, ErrorsRx, Snapshot};
+use crate::identity::{CredentialsRx, IdentitySummary, summary};
 use crate::listeners::Applied;
 
 /// What the admin server shows.
@@ -26,6 +28,7 @@ pub struct Admin {
     errors: ErrorsRx,
     registry: Arc<Registry>,
     applied: Applied,
+    credentials: Option<CredentialsRx>,
 }
 
 // === impl Admin ===
@@ -44,6 +47,16 @@ impl Admin {
             errors,
             registry,
             applied,
+            credentials: None,
+        }
+    }
+
+    /// Also shows the proxy's certificate (identity and expiry) on
+    /// `/config`.
+    pub fn with_credentials(self, credentials: CredentialsRx) -> Self {
+        Self {
+            credentials: Some(credentials),
+            ..self
         }
     }
 
@@ -92,7 +105,12 @@ impl Admin {
     fn config_json(&self) -> Response<Body> {
         let snapshot = self.config.borrow().clone();
         let errors = self.errors.borrow().clone();
-        match config_view(snapshot.as_deref(), errors).and_then(|v| serde_json::to_vec_pretty(&v)) {
+        let identity = self
+            .credentials
+            .as_ref()
+            .map(|c| summary(c.borrow().as_deref(), SystemTime::now()));
+        let view = config_view(snapshot.as_deref(), errors, identity);
+        match view.and_then(|v| serde_json::to_vec_pretty(&v)) {
             Ok(json) => with_type(Response::new(body::full(json)), "application/json"),
             Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
         }
@@ -104,9 +122,17 @@ impl Admin {
 }
 
 /// The `/config` document: listeners (ports with their routes), backends
-/// keyed by `ns/name:port`, computed status and the last load errors.
-fn config_view(snapshot: Option<&Snapshot>, errors: Vec<String>) -> serde_json::Result<Value> {
+/// keyed by `ns/name:port`, computed status, the last load errors and,
+/// with a workload identity, the proxy's certificate.
+fn config_view(
+    snapshot: Option<&Snapshot>,
+    errors: Vec<String>,
+    identity: Option<IdentitySummary>,
+) -> serde_json::Result<Value> {
     let mut view = Map::new();
+    if let Some(identity) = identity {
+        view.insert("identity".into(), serde_json::to_value(identity)?);
+    }
     view.insert(
         "version".into(),
         Value::from(snapshot.map_or(0, |s| s.version)),
@@ -204,5 +230,33 @@ mod tests {
         assert_eq!(json["status"]["routes"], serde_json::json!([]));
         assert_eq!(get(&admin, "/metrics").await.0, StatusCode::OK);
         assert_eq!(get(&admin, "/nope").await.0, StatusCode::NOT_FOUND);
+        assert_eq!(json.get("identity"), None, "no identity, no certificate");
+    }
+
+    #[tokio::test]
+    async fn config_shows_the_certificate_of_a_proxy_with_an_identity() {
+        let (_publisher, config, errors) = Publisher::channel();
+        let (credentials_tx, credentials) = tokio::sync::watch::channel(None);
+        let admin = Admin::new(config, errors, Arc::default(), Applied::default())
+            .with_credentials(credentials);
+        let json = |text: String| serde_json::from_str::<Value>(&text).unwrap();
+        let waiting = json(get(&admin, "/config").await.1);
+        assert_eq!(waiting["identity"]["identity"], Value::Null);
+
+        let not_after = SystemTime::now() + std::time::Duration::from_secs(3600);
+        credentials_tx.send_replace(Some(Arc::new(crate::identity::Credentials {
+            identity: "spiffe://cluster.local/ns/edge/sa/web".parse().unwrap(),
+            chain: Vec::new(),
+            key: rustls::pki_types::PrivateKeyDer::Pkcs8(Vec::new().into()),
+            roots: Vec::new(),
+            not_after,
+        })));
+        let held = json(get(&admin, "/config").await.1);
+        assert_eq!(
+            held["identity"]["identity"],
+            "spiffe://cluster.local/ns/edge/sa/web"
+        );
+        let expires_in = held["identity"]["expiresInSecs"].as_u64().unwrap();
+        assert!((3500..=3600).contains(&expires_in), "{held}");
     }
 }

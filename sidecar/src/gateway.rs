@@ -1,6 +1,15 @@
 //! Gateway mode: serves the listeners of the selected Gateways, compiled
 //! from a directory of Gateway API YAML files or streamed by ferry-control
 //! over discovery, with the admin server beside.
+//!
+//! With a workload identity ([`GatewaySettings::credentials`], from the
+//! same variables as a sidecar's), the gateway is a mesh client like a
+//! sidecar: discovery at an `https://` address presents its certificate,
+//! and every request carries the identities the Gateway's view expects of
+//! its endpoints, so the bottom of the stack
+//! ([`crate::mesh::client::MeshClient`]) reaches meshed endpoints over mTLS,
+//! checking who answers, and the others plainly. Without one, every
+//! endpoint is called plainly.
 
 mod compile;
 
@@ -15,9 +24,18 @@ use anyhow::Context as _;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
+use http::Request;
+use tokio::sync::watch;
+use tower::ServiceExt as _;
+use tower::util::BoxCloneService;
+
 use crate::admin::Admin;
+use crate::body::Body;
 use crate::config::{Compile, FileSource, Publisher, discovery};
+use crate::identity::CredentialsRx;
 use crate::listeners::{Listeners, ServerParams};
+use crate::mesh::client::{EndpointIdentities, MeshClient};
+use crate::mesh::dial::{DialMetrics, Dialer};
 use crate::metrics::Metrics;
 use crate::proxy::balance::Balancer;
 use crate::proxy::client::{Client, ClientParams};
@@ -59,6 +77,8 @@ pub struct GatewaySettings {
     pub client: ClientParams,
     /// Retry budget sizing.
     pub retry_budget: BudgetParams,
+    /// The proxy's workload identity; `None` calls every endpoint plainly.
+    pub credentials: Option<CredentialsRx>,
 }
 
 // === impl GatewaySettings ===
@@ -75,6 +95,7 @@ impl GatewaySettings {
             server: ServerParams::default(),
             client: ClientParams::default(),
             retry_budget: BudgetParams::default(),
+            credentials: None,
         }
     }
 }
@@ -87,16 +108,43 @@ pub async fn run(settings: GatewaySettings, compiler: impl Compile) -> anyhow::R
     tracing::info!(addr = %settings.admin, "Admin server listening");
 
     let (publisher, config_rx, errors_rx) = Publisher::channel();
+    let (identities_tx, identities) = watch::channel(EndpointIdentities::default());
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
-    let service = gateway_stack(StackParams {
+    let plain = Client::new(settings.client);
+    let client = match &settings.credentials {
+        Some(credentials) => {
+            let dialer = Dialer::new(
+                credentials.clone(),
+                settings.client.connect_timeout,
+                DialMetrics::register(&mut registry),
+            );
+            MeshClient::new(dialer, plain, settings.client.idle_timeout)
+        }
+        None => MeshClient::plain(plain, settings.client.idle_timeout),
+    };
+    let stack = gateway_stack(StackParams {
         config: config_rx.clone(),
         metrics,
         budgets: Budgets::new(settings.retry_budget),
         balancer: Balancer::new(settings.failure_penalty),
-        client: Client::new(settings.client),
+        client,
     });
+    // Every request carries the identities of the view as it is when the
+    // request arrives.
+    let service = match &settings.credentials {
+        Some(_) => BoxCloneService::new(stack.map_request(move |mut req: Request<Body>| {
+            req.extensions_mut().insert(identities.borrow().clone());
+            req
+        })),
+        None => stack,
+    };
 
+    let options = settings
+        .credentials
+        .clone()
+        .map(crate::identity::discovery_options)
+        .unwrap_or_default();
     let source = async move {
         match settings.source {
             ConfigSource::Files(dir) => {
@@ -108,16 +156,21 @@ pub async fn run(settings: GatewaySettings, compiler: impl Compile) -> anyhow::R
                 addr,
                 namespace,
                 name,
-            } => discovery::run(addr, namespace, name, publisher).await,
+            } => {
+                discovery::run(addr, namespace, name, options, identities_tx, publisher).await;
+            }
         }
     };
     let listeners = Listeners::new(settings.bind, service, settings.server, config_rx.clone());
-    let admin = Admin::new(
+    let mut admin = Admin::new(
         config_rx,
         errors_rx,
         Arc::new(registry),
         listeners.applied(),
     );
+    if let Some(credentials) = settings.credentials {
+        admin = admin.with_credentials(credentials);
+    }
 
     tokio::select! {
         () = source => anyhow::bail!("config source stopped"),

@@ -1,7 +1,9 @@
 //! ferry-proxy is Ferry's data plane. In gateway mode it serves the
 //! listeners of Gateways, routing with the compiled [`ferry_core::model`]
 //! tables it receives from a [`config`] source, and exposes an [`admin`]
-//! server with liveness, readiness, the applied config and metrics.
+//! server with liveness, readiness, the applied config and metrics. Given
+//! a workload identity ([`identity`]), a gateway reaches meshed backends
+//! over the mesh's mTLS ([`mesh`]) as a sidecar does.
 //!
 //! In sidecar mode ([`sidecar`]) it serves the TCP that `ferry-proxy
 //! init` ([`init`]) redirects to it, recovering each connection's original

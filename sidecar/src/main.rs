@@ -105,6 +105,11 @@ async fn main() -> anyhow::Result<()> {
         }
         (None, None) => anyhow::bail!("--mode is required"),
         (None, Some(Mode::Gateway)) => {
+            // The CA is at FERRY_IDENTITY_ADDR, else at the discovery address.
+            let ca_fallback = args
+                .discovery
+                .clone()
+                .map(|addr| ("FERRY_DISCOVERY_ADDR".to_owned(), addr));
             let source = match (args.config, args.discovery) {
                 (Some(dir), None) => ConfigSource::Files(dir),
                 (None, Some(addr)) => {
@@ -120,7 +125,21 @@ async fn main() -> anyhow::Result<()> {
                 }
                 _ => anyhow::bail!("gateway mode needs one of --config DIR or --discovery ADDR"),
             };
-            let settings = GatewaySettings::new(source, args.bind, args.admin);
+            let mut settings = GatewaySettings::new(source, args.bind, args.admin);
+            // With the identity variables, the gateway reaches meshed
+            // endpoints over mTLS as a sidecar does; without them, plainly.
+            let vars = ca_fallback.into_iter().chain(std::env::vars());
+            settings.credentials = match IdentitySettings::from_env(vars) {
+                Ok(identity) => Some(ferry_proxy::identity::spawn(identity)),
+                Err(IdentitySettingsError::Missing(name)) => {
+                    tracing::debug!(
+                        missing = name,
+                        "No workload identity: endpoints are called plainly"
+                    );
+                    None
+                }
+                Err(error) => return Err(error.into()),
+            };
             let compiler = ferry_proxy::gateway::CoreCompiler::new(args.gateway);
             gateway::run(settings, compiler).await
         }

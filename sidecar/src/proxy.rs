@@ -88,8 +88,9 @@ pub struct StackParams {
     pub budgets: retry::Budgets,
     /// Endpoint statistics and failure avoidance.
     pub balancer: balance::Balancer,
-    /// Connection pools to endpoints.
-    pub client: client::Client,
+    /// Connections to endpoints: mTLS to meshed ones (requests carrying
+    /// their identities), plain to the others.
+    pub client: crate::mesh::client::MeshClient,
 }
 
 /// The layers of gateway mode, outermost first.

@@ -1,7 +1,9 @@
 //! Publishes the trust anchors as ConfigMap `ferry-trust-anchors` (key
 //! `ca.pem`) in every namespace labelled for injection, where the injector
-//! mounts it into each proxy. Namespaces that gain the label get it at once;
-//! new anchors (a rotation) reach every labelled namespace.
+//! mounts it into each proxy, and in every namespace holding a Ferry
+//! Gateway, where the deployer mounts it into the gateway's proxies.
+//! Namespaces that gain the label or a Gateway get it at once; new anchors
+//! (a rotation) reach all of them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -29,10 +31,12 @@ const FIELD_MANAGER: &str = "ferry-control";
 const RETRY: Duration = Duration::from_secs(5);
 
 /// Keeps the ConfigMap in step with `material` in every namespace with
-/// `ferry.dev/inject=enabled`. Runs until `material`'s sender is dropped.
+/// `ferry.dev/inject=enabled` and in the `gateways` namespaces (those with a
+/// Ferry Gateway). Runs until `material`'s sender is dropped.
 pub async fn publish(
     client: Client,
     mut material: watch::Receiver<Option<Arc<Material>>>,
+    mut gateways: watch::Receiver<BTreeSet<String>>,
     metrics: CaMetrics,
 ) {
     let selector = format!("{}=enabled", ferry_webhook::NAMESPACE_LABEL);
@@ -41,8 +45,11 @@ pub async fn publish(
         .default_backoff()
         .boxed();
     let mut labelled: BTreeSet<String> = BTreeSet::new();
+    // Namespaces with a Ferry Gateway, as last seen.
+    let mut with_gateway = gateways.borrow_and_update().clone();
+    let mut gateways_open = true;
     // Namespaces whose ConfigMap is not known to hold the current anchors.
-    let mut pending: BTreeSet<String> = BTreeSet::new();
+    let mut pending: BTreeSet<String> = with_gateway.clone();
     let mut retry = tokio::time::interval(RETRY);
     loop {
         tokio::select! {
@@ -68,6 +75,18 @@ pub async fn publish(
                     return;
                 }
                 pending.clone_from(&labelled);
+                pending.extend(with_gateway.iter().cloned());
+            }
+            changed = gateways.changed(), if gateways_open => {
+                if changed.is_err() {
+                    // The index task is gone: the last namespaces stay.
+                    gateways_open = false;
+                    continue;
+                }
+                let current = gateways.borrow_and_update().clone();
+                pending.extend(current.difference(&with_gateway).cloned());
+                pending.retain(|ns| labelled.contains(ns) || current.contains(ns));
+                with_gateway = current;
             }
             _ = retry.tick() => {}
         }

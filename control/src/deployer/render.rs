@@ -9,6 +9,10 @@
 //! asks), and three Ferry annotations tune them where the parameters do
 //! not: `ferry.dev/service-type` (default `LoadBalancer`),
 //! `ferry.dev/replicas` (default 1) and `ferry.dev/proxy-image`.
+//!
+//! When the CA runs, the proxy also gets a workload identity, mounted as
+//! the injector mounts a sidecar's ([`GatewayIdentity`]), and calls meshed
+//! backends over mTLS.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,7 +21,10 @@ use ferry_core::objects::{GATEWAY_GROUP, NsName};
 use ferry_core::params::InfraParams;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
-use serde_json::json;
+use serde_json::{Value, json};
+
+use crate::ca::anchors::{CONFIG_MAP, CONFIG_MAP_KEY};
+use crate::ca::review::AUDIENCE;
 
 /// Annotation choosing the Service type.
 pub const SERVICE_TYPE: &str = "ferry.dev/service-type";
@@ -30,6 +37,11 @@ pub const GATEWAY_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
 /// Port of the proxy's admin server (readiness probe).
 pub const ADMIN_PORT: u16 = 4191;
 
+/// Where the projected ServiceAccount token is mounted.
+const IDENTITY_DIR: &str = "/var/run/secrets/ferry/identity";
+/// Where the trust anchors are mounted.
+const TRUST_DIR: &str = "/var/run/ferry/trust";
+
 /// Install-wide settings of deployed gateways.
 #[derive(Clone, Debug)]
 pub struct DeploySettings {
@@ -37,6 +49,21 @@ pub struct DeploySettings {
     pub proxy_image: String,
     /// The discovery address proxies connect to (`host:port`).
     pub discovery: String,
+    /// The proxies' workload identity, when the CA runs; `None` deploys
+    /// proxies that call every backend plainly.
+    pub identity: Option<GatewayIdentity>,
+}
+
+/// What a gateway proxy needs to get its certificate and call meshed
+/// backends over mTLS.
+#[derive(Clone, Debug)]
+pub struct GatewayIdentity {
+    /// The SPIFFE trust domain.
+    pub trust_domain: String,
+    /// ferry-control's TLS address (`https://host:port`), when the install
+    /// has one: certificates and discovery are then asked for there,
+    /// authenticated, instead of at [`DeploySettings::discovery`].
+    pub control_tls: Option<String>,
 }
 
 /// Everything deployed for one Gateway.
@@ -119,6 +146,29 @@ pub fn render(
         .map(|p| json!({"name": format!("l{p}"), "containerPort": p}))
         .chain([json!({"name": "admin", "containerPort": ADMIN_PORT})])
         .collect();
+    let discovery = settings
+        .identity
+        .as_ref()
+        .and_then(|i| i.control_tls.as_ref())
+        .unwrap_or(&settings.discovery);
+    let mut container = json!({
+        "name": "ferry-proxy",
+        "image": image,
+        "args": [
+            "--mode", "gateway",
+            "--discovery", discovery,
+            "--gateway", format!("{}/{}", id.namespace, id.name),
+            "--admin", format!("0.0.0.0:{ADMIN_PORT}"),
+        ],
+        "ports": container_ports,
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": ADMIN_PORT}},
+        "livenessProbe": {"httpGet": {"path": "/live", "port": ADMIN_PORT}},
+    });
+    let mut pod_spec = json!({});
+    if let Some(identity) = &settings.identity {
+        with_identity(&mut container, &mut pod_spec, identity);
+    }
+    pod_spec["containers"] = json!([container]);
     let deployment = json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -128,21 +178,7 @@ pub fn render(
             "selector": {"matchLabels": selector},
             "template": {
                 "metadata": {"labels": labels, "annotations": {"ferry.dev/inject": "disabled"}},
-                "spec": {
-                    "containers": [{
-                        "name": "ferry-proxy",
-                        "image": image,
-                        "args": [
-                            "--mode", "gateway",
-                            "--discovery", settings.discovery,
-                            "--gateway", format!("{}/{}", id.namespace, id.name),
-                            "--admin", format!("0.0.0.0:{ADMIN_PORT}"),
-                        ],
-                        "ports": container_ports,
-                        "readinessProbe": {"httpGet": {"path": "/ready", "port": ADMIN_PORT}},
-                        "livenessProbe": {"httpGet": {"path": "/live", "port": ADMIN_PORT}},
-                    }],
-                },
+                "spec": pod_spec,
             },
         },
     });
@@ -165,6 +201,43 @@ pub fn render(
         deployment: serde_json::from_value(deployment).ok()?,
         service: serde_json::from_value(service).ok()?,
     })
+}
+
+/// Gives the proxy `container` of `pod_spec` its identity as the injector
+/// gives a sidecar its own: a projected ServiceAccount token for audience
+/// `ferry`, the trust anchors of ConfigMap `ferry-trust-anchors` (published
+/// by the CA in every namespace with a Ferry Gateway) and the variables
+/// naming them.
+fn with_identity(container: &mut Value, pod_spec: &mut Value, identity: &GatewayIdentity) {
+    let field = |name: &str, path: &str| json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}});
+    let value = |name: &str, value: &str| json!({"name": name, "value": value});
+    let mut env = vec![
+        field("FERRY_POD_NAMESPACE", "metadata.namespace"),
+        field("FERRY_SERVICE_ACCOUNT", "spec.serviceAccountName"),
+        value("FERRY_TRUST_DOMAIN", &identity.trust_domain),
+        value("FERRY_IDENTITY_TOKEN", &format!("{IDENTITY_DIR}/token")),
+        value(
+            "FERRY_TRUST_ANCHORS",
+            &format!("{TRUST_DIR}/{CONFIG_MAP_KEY}"),
+        ),
+    ];
+    if let Some(tls) = &identity.control_tls {
+        env.push(value("FERRY_IDENTITY_ADDR", tls));
+    }
+    container["env"] = json!(env);
+    container["volumeMounts"] = json!([
+        {"name": "ferry-identity", "mountPath": IDENTITY_DIR, "readOnly": true},
+        {"name": "ferry-trust-anchors", "mountPath": TRUST_DIR, "readOnly": true},
+    ]);
+    pod_spec["volumes"] = json!([
+        {"name": "ferry-identity", "projected": {"sources": [{"serviceAccountToken": {
+            "audience": AUDIENCE, "expirationSeconds": 3600, "path": "token",
+        }}]}},
+        {"name": "ferry-trust-anchors", "configMap": {
+            "name": CONFIG_MAP,
+            "items": [{"key": CONFIG_MAP_KEY, "path": CONFIG_MAP_KEY}],
+        }},
+    ]);
 }
 
 /// `status.addresses` of a Gateway from its Service: load-balancer
@@ -193,4 +266,107 @@ pub fn addresses(service: &Service) -> Vec<serde_json::Value> {
         .filter(|ip| !ip.is_empty() && *ip != "None")
         .map(|ip| vec![json!({"type": "IPAddress", "value": ip})])
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_core::objects::{Object, load_yaml};
+
+    use super::*;
+
+    fn gateway() -> Gateway {
+        let yaml = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: web, namespace: shop, uid: 0d5c6a1e}
+spec:
+  gatewayClassName: ferry
+  listeners: [{name: http, protocol: HTTP, port: 8080}]
+"#;
+        match load_yaml(yaml, "test.yaml").unwrap().objects.remove(0) {
+            Object::Gateway(gw) => gw,
+            other => panic!("expected a Gateway: {other:?}"),
+        }
+    }
+
+    fn pod_spec(settings: &DeploySettings) -> Value {
+        let id = NsName::new("shop", "web");
+        let rendered = render(&id, &gateway(), &InfraParams::default(), settings).unwrap();
+        serde_json::to_value(&rendered.deployment).unwrap()["spec"]["template"]["spec"].clone()
+    }
+
+    #[test]
+    fn proxies_get_an_identity_when_the_ca_runs() {
+        let mut settings = DeploySettings {
+            proxy_image: "ferry/proxy:test".into(),
+            discovery: "ferry-control.ferry-system.svc:8090".into(),
+            identity: None,
+        };
+        let plain = pod_spec(&settings);
+        assert_eq!(plain["volumes"], Value::Null);
+        assert_eq!(plain["containers"][0]["env"], Value::Null);
+
+        settings.identity = Some(GatewayIdentity {
+            trust_domain: "example.org".into(),
+            control_tls: Some("https://ferry-control.ferry-system.svc:8443".into()),
+        });
+        let spec = pod_spec(&settings);
+        let container = &spec["containers"][0];
+        let args = container["args"].as_array().unwrap();
+        let discovery = args.iter().position(|a| a == "--discovery").unwrap();
+        assert_eq!(
+            args[discovery + 1],
+            "https://ferry-control.ferry-system.svc:8443"
+        );
+        let env: BTreeMap<&str, &Value> = container["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let value = e
+                    .get("value")
+                    .unwrap_or(&e["valueFrom"]["fieldRef"]["fieldPath"]);
+                (e["name"].as_str().unwrap(), value)
+            })
+            .collect();
+        assert_eq!(
+            env,
+            BTreeMap::from([
+                ("FERRY_POD_NAMESPACE", &json!("metadata.namespace")),
+                ("FERRY_SERVICE_ACCOUNT", &json!("spec.serviceAccountName")),
+                ("FERRY_TRUST_DOMAIN", &json!("example.org")),
+                (
+                    "FERRY_IDENTITY_TOKEN",
+                    &json!("/var/run/secrets/ferry/identity/token")
+                ),
+                ("FERRY_TRUST_ANCHORS", &json!("/var/run/ferry/trust/ca.pem")),
+                (
+                    "FERRY_IDENTITY_ADDR",
+                    &json!("https://ferry-control.ferry-system.svc:8443")
+                ),
+            ])
+        );
+        let token = &spec["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"];
+        assert_eq!(
+            (&token["audience"], &token["path"]),
+            (&json!("ferry"), &json!("token"))
+        );
+        assert_eq!(
+            spec["volumes"][1]["configMap"]["name"],
+            "ferry-trust-anchors"
+        );
+        let mounts: Vec<&Value> = container["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| &m["mountPath"])
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                &json!("/var/run/secrets/ferry/identity"),
+                &json!("/var/run/ferry/trust")
+            ]
+        );
+    }
 }

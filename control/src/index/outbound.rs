@@ -110,6 +110,18 @@ impl ClusterIndex {
         ))
     }
 
+    /// Sets the expected identity of every endpoint of `backends` whose
+    /// address is a known Pod's (outbound and Gateway views alike); others
+    /// get none and are called in plaintext.
+    pub fn fill_identities(&self, backends: &mut [pb::Backend], trust_domain: &str) {
+        for endpoint in backends.iter_mut().flat_map(|b| &mut b.endpoints) {
+            if let Some(pb::endpoint::Address::SocketAddr(addr)) = &endpoint.address {
+                let ip = addr.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
+                endpoint.identity = ip.and_then(|ip| self.identity_of(ip, trust_domain));
+            }
+        }
+    }
+
     /// The view of a sidecar calling `key.target` from `key.namespace`:
     /// pass-through when the target is not a Service port; otherwise the
     /// routes that apply (none: one catch-all entry to the Service itself,
@@ -156,12 +168,7 @@ impl ClusterIndex {
             ),
             None => (Vec::new(), Vec::new()),
         };
-        for endpoint in backends.iter_mut().flat_map(|b| &mut b.endpoints) {
-            if let Some(pb::endpoint::Address::SocketAddr(addr)) = &endpoint.address {
-                let ip = addr.parse::<std::net::SocketAddr>().ok().map(|a| a.ip());
-                endpoint.identity = ip.and_then(|ip| self.identity_of(ip, trust_domain));
-            }
-        }
+        self.fill_identities(&mut backends, trust_domain);
         OutboundView {
             version: 0,
             target: Some(Target::Service(pb::OutboundService {

@@ -326,6 +326,33 @@ async fn label(cluster: &Cluster, ns: &str) -> Result<()> {
 }
 
 #[tokio::test]
+async fn the_anchors_config_map_reaches_namespaces_with_a_ferry_gateway() -> Result<()> {
+    let cluster = Cluster::start().await?;
+    let ca_ns = cluster.namespace();
+    let edge = cluster.new_namespace("edge").await?;
+    let foreign = cluster.new_namespace("foreign").await?;
+    let _control = start_ca(&cluster, ca_ns, Duration::from_secs(3600)).await?;
+    let gateway = |class: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {{name: {class}}}\nspec: {{controllerName: {class}.dev/gateway-controller}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: web}}\nspec:\n  gatewayClassName: {class}\n  listeners: [{{name: http, protocol: HTTP, port: 8080}}]\n"
+        )
+    };
+    // Neither namespace is labelled for injection: the Ferry Gateway is
+    // why `edge` gets the anchors its deployed proxies mount.
+    crate::support::apply(&cluster.client(), &foreign, &gateway("other")).await?;
+    crate::support::apply(&cluster.client(), &edge, &gateway("ferry")).await?;
+    let pem = anchors_map(&cluster, &edge).await?;
+    let (data, _) = secret_data(&cluster, ca_ns).await?;
+    assert_eq!(pem, entry(&data, "ca.crt"));
+    let maps: Api<ConfigMap> = Api::namespaced(cluster.client(), &foreign);
+    assert!(
+        maps.get_opt("ferry-trust-anchors").await?.is_none(),
+        "a Gateway of another class got the anchors"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn the_anchors_config_map_follows_labelled_namespaces() -> Result<()> {
     let cluster = Cluster::start().await?;
     let ca_ns = cluster.namespace();

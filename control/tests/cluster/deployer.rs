@@ -60,10 +60,49 @@ spec:
     let deployment = deployments.get("internal-ferry").await?;
     assert_eq!(deployment.spec.as_ref().unwrap().replicas, Some(3));
     assert_eq!(deployment.metadata.labels.as_ref().unwrap()["team"], "shop");
-    let container = &deployment.spec.unwrap().template.spec.unwrap().containers[0];
+    let pod_spec = deployment.spec.unwrap().template.spec.unwrap();
+    let container = &pod_spec.containers[0];
     let args = container.args.clone().unwrap().join(" ");
     assert!(args.contains("--mode gateway"), "{args}");
     assert!(args.contains(&format!("--gateway {ns}/internal")), "{args}");
+    // The proxy's workload identity: a token for audience `ferry` and the
+    // trust anchors, mounted where the variables say.
+    let env: Vec<(&str, Option<&str>)> = container
+        .env
+        .iter()
+        .flatten()
+        .map(|e| (e.name.as_str(), e.value.as_deref()))
+        .collect();
+    assert!(
+        env.contains(&(
+            "FERRY_IDENTITY_TOKEN",
+            Some("/var/run/secrets/ferry/identity/token")
+        )),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&("FERRY_TRUST_ANCHORS", Some("/var/run/ferry/trust/ca.pem"))),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&("FERRY_TRUST_DOMAIN", Some("cluster.local"))),
+        "{env:?}"
+    );
+    let volumes = pod_spec.volumes.clone().unwrap_or_default();
+    let token = volumes
+        .iter()
+        .find_map(|v| v.projected.as_ref())
+        .and_then(|p| p.sources.as_ref())
+        .and_then(|s| s[0].service_account_token.as_ref())
+        .expect("a projected token volume");
+    assert_eq!(token.audience.as_deref(), Some("ferry"));
+    assert!(
+        volumes.iter().any(|v| v
+            .config_map
+            .as_ref()
+            .is_some_and(|c| c.name == "ferry-trust-anchors")),
+        "{volumes:?}"
+    );
 
     // The default: a LoadBalancer Service, one replica.
     wait_for(&client, "Gateway", ns, "web", "addresses", |gw| {

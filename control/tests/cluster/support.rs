@@ -33,6 +33,10 @@ pub(crate) async fn start_control(
         deploy: Some(ferry_control::deployer::render::DeploySettings {
             proxy_image: "ferry-proxy:test".to_string(),
             discovery: "ferry-control.ferry-system.svc:8090".to_string(),
+            identity: Some(ferry_control::deployer::render::GatewayIdentity {
+                trust_domain: "cluster.local".to_string(),
+                control_tls: None,
+            }),
         }),
     };
     Ok(start(

@@ -13,10 +13,14 @@
 //! * `strict_mode_control_loss_and_renewal`: strict inbound refuses
 //!   plaintext but serves the mesh; killing ferry-control under load fails
 //!   no request; certificates renewed under load fail no request.
+//! * `gateway::gateway_reaches_meshed_backends_over_mtls`: a gateway proxy
+//!   with a workload identity calls meshed backends over mTLS and refuses
+//!   one proving the wrong identity (see `gateway.rs`).
 //!
 //! Needs root (network namespaces); without it the tests say why and pass.
 
 mod apps;
+mod gateway;
 mod world;
 
 use std::collections::BTreeMap;

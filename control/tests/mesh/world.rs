@@ -385,7 +385,7 @@ impl World {
     }
 
     /// A token of `service_account` for audience `ferry`, in a file.
-    async fn token(&self, namespace: &str, service_account: &str) -> Result<PathBuf> {
+    pub(crate) async fn token(&self, namespace: &str, service_account: &str) -> Result<PathBuf> {
         self.account(namespace, service_account).await?;
         let accounts: Api<ServiceAccount> = Api::namespaced(self.cluster.client(), namespace);
         let request = TokenRequest {

@@ -208,11 +208,7 @@ fn convert(update: pb::OutboundUpdate) -> Result<OutboundConfig, ConvertError> {
         return Ok(OutboundConfig::Passthrough { version });
     };
     // Reuse the ProxyConfig conversion for the routes and backends.
-    let identities: Vec<Vec<Option<String>>> = service
-        .backends
-        .iter()
-        .map(|b| b.endpoints.iter().map(|e| e.identity.clone()).collect())
-        .collect();
+    let mut identities = crate::convert::expected_identities(&service.backends)?;
     let config = ferry_core::model::ProxyConfig::try_from(pb::ProxyConfig {
         ports: vec![pb::Port {
             port: service.service.as_ref().map_or(0, |s| s.port),
@@ -242,8 +238,10 @@ fn convert(update: pb::OutboundUpdate) -> Result<OutboundConfig, ConvertError> {
     let backends = config
         .backends
         .into_iter()
-        .zip(identities)
-        .map(|((id, backend), ids)| (id, backend, ids))
+        .map(|(id, backend)| {
+            let ids = identities.remove(&id).unwrap_or_default();
+            (id, backend, ids)
+        })
         .collect();
     Ok(OutboundConfig::Service {
         version,

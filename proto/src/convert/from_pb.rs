@@ -13,6 +13,7 @@ use ferry_core::model::{
 };
 use http::{HeaderName, HeaderValue, Method};
 
+use super::ExpectedIdentities;
 use crate::pb;
 
 /// A message that does not describe a valid configuration.
@@ -259,6 +260,19 @@ fn backend(b: pb::Backend) -> Result<(BackendId, Backend)> {
             protocol,
         },
     ))
+}
+
+/// The expected identity of each backend's endpoints, in the order of its
+/// endpoints (`None` for one that is not meshed): what a proxy checks the
+/// endpoint's certificate against.
+pub fn expected_identities(backends: &[pb::Backend]) -> Result<ExpectedIdentities> {
+    backends
+        .iter()
+        .map(|b| {
+            let id = backend_id(b.id.clone().ok_or_else(|| missing("Backend", "id"))?)?;
+            Ok((id, b.endpoints.iter().map(|e| e.identity.clone()).collect()))
+        })
+        .collect()
 }
 
 /// The protocol hint of a backend.

@@ -152,3 +152,47 @@ fn invalid_messages_name_the_field() {
     let err = ProxyConfig::try_from(wire).unwrap_err();
     assert!(err.to_string().contains("action"), "{err}");
 }
+
+#[test]
+fn expected_identities_follow_each_backends_endpoints() {
+    let endpoint = |addr: &str, identity: Option<&str>| pb::Endpoint {
+        address: Some(pb::endpoint::Address::SocketAddr(addr.into())),
+        identity: identity.map(Into::into),
+    };
+    let backend = |name: &str, endpoints| pb::Backend {
+        id: Some(pb::BackendId {
+            namespace: "shop".into(),
+            name: name.into(),
+            port: 9080,
+        }),
+        endpoints,
+        protocol: 0,
+    };
+    let reviews = "spiffe://cluster.local/ns/shop/sa/reviews";
+    let backends = [
+        backend(
+            "reviews",
+            vec![
+                endpoint("10.1.0.8:8080", Some(reviews)),
+                endpoint("10.1.0.9:8080", None),
+            ],
+        ),
+        backend("legacy", vec![endpoint("10.1.0.10:80", None)]),
+    ];
+    let id = |name: &str| BackendId {
+        namespace: "shop".into(),
+        name: name.into(),
+        port: 9080,
+    };
+    assert_eq!(
+        expected_identities(&backends).unwrap(),
+        ExpectedIdentities::from([
+            (id("reviews"), vec![Some(reviews.to_string()), None]),
+            (id("legacy"), vec![None]),
+        ])
+    );
+    let mut unnamed = backends[0].clone();
+    unnamed.id = None;
+    let err = expected_identities(&[unnamed]).unwrap_err();
+    assert!(err.to_string().contains("id"), "{err}");
+}

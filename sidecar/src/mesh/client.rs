@@ -1,5 +1,6 @@
-//! The bottom of the sidecar's outbound path: sends a request to the
-//! endpoint the balancer picked. An endpoint with an expected identity is a
+//! The bottom of the request path of a sidecar's outbound side and of a
+//! gateway with an identity: sends a request to the endpoint the balancer
+//! picked. An endpoint with an expected identity is a
 //! meshed pod: the request goes over a pooled HTTP/2 connection inside
 //! mTLS ([`super::dial`]), whatever HTTP version the app spoke, with that
 //! version in [`super::ORIG_PROTO_HEADER`]. Other endpoints get a plain
@@ -16,7 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use ferry_core::identity::Identity;
-use ferry_core::model::Endpoint;
+use ferry_core::model::{Backend, BackendId, Endpoint};
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Uri, Version};
@@ -35,9 +36,24 @@ use crate::proxy::client::Client;
 use crate::proxy::{BoxFuture, Target};
 
 /// The expected identity of each meshed endpoint of the target a request
-/// is for; set on every request by the outbound connection.
+/// is for; set on every request by the outbound connection (or the
+/// gateway, from its Gateway's view).
 #[derive(Clone, Debug, Default)]
 pub struct EndpointIdentities(pub Arc<HashMap<SocketAddr, Identity>>);
+
+/// An expected identity that is not a SPIFFE identity: the view carrying
+/// it is not applied.
+#[derive(Debug, thiserror::Error)]
+#[error("endpoint {addr} of {backend} has an invalid identity")]
+pub struct BadIdentity {
+    /// The endpoint.
+    pub addr: SocketAddr,
+    /// Its backend.
+    pub backend: BackendId,
+    /// Cause.
+    #[source]
+    pub source: ferry_core::identity::IdentityError,
+}
 
 /// Sends requests to meshed endpoints over mTLS HTTP/2, to others plainly.
 #[derive(Clone, Debug)]
@@ -70,6 +86,35 @@ struct Pooled {
     last_used: Instant,
 }
 
+// === impl EndpointIdentities ===
+
+impl EndpointIdentities {
+    /// The identities discovery expects of each backend's endpoints (in
+    /// the order of the backend's endpoints; `None` for one not meshed),
+    /// parsed; endpoints named by DNS are never meshed.
+    pub fn parse<'a>(
+        backends: impl IntoIterator<Item = (&'a BackendId, &'a Backend, &'a [Option<String>])>,
+    ) -> Result<Self, Box<BadIdentity>> {
+        let mut identities = HashMap::new();
+        for (id, backend, expected) in backends {
+            for (endpoint, identity) in backend.endpoints.iter().zip(expected) {
+                let (Endpoint::Addr(addr), Some(identity)) = (endpoint, identity) else {
+                    continue;
+                };
+                let parsed = identity.parse::<Identity>().map_err(|source| {
+                    Box::new(BadIdentity {
+                        addr: *addr,
+                        backend: id.clone(),
+                        source,
+                    })
+                })?;
+                identities.insert(*addr, parsed);
+            }
+        }
+        Ok(Self(Arc::new(identities)))
+    }
+}
+
 // === impl MeshClient ===
 
 impl MeshClient {
@@ -85,6 +130,15 @@ impl MeshClient {
                 connections: Mutex::default(),
             }),
         }
+    }
+
+    /// A client that sends every request through `plain`: its dialer has
+    /// no credentials and records nothing, and it is never used, as long
+    /// as requests carry no [`EndpointIdentities`].
+    pub fn plain(plain: Client, idle_timeout: Duration) -> Self {
+        let (_, no_credentials) = tokio::sync::watch::channel(None);
+        let dialer = Dialer::new(no_credentials, Duration::ZERO, Default::default());
+        Self::new(dialer, plain, idle_timeout)
     }
 }
 

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferry_api::client::{ClientError, ConnectOptions, OutboundClient, OutboundConfig};
-use ferry_core::identity::Identity;
 use ferry_core::model::{BackendId, BackendProtocol, PortConfig, PortProtocol, ProxyConfig};
 use futures_util::{Stream, StreamExt};
 use tokio::sync::watch;
@@ -20,7 +19,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::config::{ConfigRx, Snapshot};
-use crate::mesh::client::EndpointIdentities;
+use crate::mesh::client::{BadIdentity, EndpointIdentities};
 use crate::proxy::ProxyService;
 
 /// What is known of a target.
@@ -85,19 +84,6 @@ pub struct Target {
     last_used: Mutex<Instant>,
     watch: AbortHandle,
     stack: Mutex<Option<ProxyService>>,
-}
-
-/// A view that cannot be applied.
-#[derive(Debug, thiserror::Error)]
-#[error("endpoint {addr} of {backend} has an invalid identity")]
-pub struct BadIdentity {
-    /// The endpoint.
-    pub addr: SocketAddr,
-    /// Its backend.
-    pub backend: BackendId,
-    /// Cause.
-    #[source]
-    pub source: ferry_core::identity::IdentityError,
 }
 
 // === impl Targets ===
@@ -312,26 +298,9 @@ fn service_view(
     else {
         return Ok(None);
     };
-    let mut identities = HashMap::new();
-    let mut by_id = std::collections::BTreeMap::new();
-    for (id, backend, expected) in backends {
-        for (endpoint, identity) in backend.endpoints.iter().zip(&expected) {
-            let (ferry_core::model::Endpoint::Addr(endpoint), Some(identity)) =
-                (endpoint, identity)
-            else {
-                continue;
-            };
-            let parsed = identity.parse::<Identity>().map_err(|source| {
-                Box::new(BadIdentity {
-                    addr: *endpoint,
-                    backend: id.clone(),
-                    source,
-                })
-            })?;
-            identities.insert(*endpoint, parsed);
-        }
-        by_id.insert(id, backend);
-    }
+    let identities =
+        EndpointIdentities::parse(backends.iter().map(|(id, b, e)| (id, b, e.as_slice())))?;
+    let by_id = backends.into_iter().map(|(id, b, _)| (id, b)).collect();
     let config = ProxyConfig {
         ports: vec![PortConfig {
             port: addr.port(),
@@ -347,7 +316,7 @@ fn service_view(
         protocol_hint,
         opaque,
         config: Arc::new(config),
-        identities: EndpointIdentities(Arc::new(identities)),
+        identities,
     }))
 }
 

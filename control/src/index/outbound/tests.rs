@@ -147,3 +147,62 @@ spec: {clusterIP: 10.96.0.20, ports: [{name: http, port: 9080, appProtocol: tcp}
     );
     assert!(service_view(&index).opaque);
 }
+
+#[test]
+fn a_gateway_view_expects_the_identity_of_meshed_endpoints() {
+    let mut index = ClusterIndex::new();
+    apply(
+        &mut index,
+        r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: ferry}
+spec: {controllerName: ferry.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: web, namespace: shop}
+spec:
+  gatewayClassName: ferry
+  listeners: [{name: http, protocol: HTTP, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: to-ratings, namespace: shop}
+spec:
+  parentRefs: [{name: web}]
+  rules: [{backendRefs: [{name: ratings, port: 9080}]}]
+"#,
+    );
+    apply(&mut index, SERVICE);
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "ratings-0", "namespace": "shop"},
+        "spec": {"serviceAccountName": "ratings", "containers": []},
+        "status": {"podIPs": [{"ip": "10.1.0.9"}]},
+    }))
+    .unwrap();
+    index.apply(Change::Apply(Item::Pod(pod_info(&pod).unwrap())));
+
+    let gateway = ferry_core::objects::NsName::new("shop", "web");
+    let (view, _) = crate::pipeline::gateway_view(&index, &gateway, "example.org");
+    let config = view.config.expect("a Ferry Gateway has a view");
+    let [backend] = config.backends.as_slice() else {
+        panic!("expected the Service's backend: {config:?}");
+    };
+    let endpoints: Vec<(Option<pb::endpoint::Address>, Option<&str>)> = backend
+        .endpoints
+        .iter()
+        .map(|e| (e.address.clone(), e.identity.as_deref()))
+        .collect();
+    let addr = |a: &str| Some(pb::endpoint::Address::SocketAddr(a.to_string()));
+    assert_eq!(
+        endpoints,
+        vec![
+            (addr("10.1.0.8:8080"), None),
+            (
+                addr("10.1.0.9:8080"),
+                Some("spiffe://example.org/ns/shop/sa/ratings")
+            ),
+        ]
+    );
+}

@@ -27,6 +27,7 @@ use tower::ServiceExt;
 use crate::body::{self, Body};
 use crate::config::{Compiled, ConfigRx, Publisher};
 use crate::listeners::{Listeners, ServerParams};
+use crate::mesh::client::MeshClient;
 use crate::metrics::Metrics;
 use crate::proxy::balance::Balancer;
 use crate::proxy::client::{Client, ClientParams};
@@ -248,7 +249,10 @@ impl Proxy {
             metrics,
             budgets: Budgets::new(budget),
             balancer: Balancer::new(Duration::from_secs(5)),
-            client: Client::new(ClientParams::default()),
+            client: MeshClient::plain(
+                Client::new(ClientParams::default()),
+                ClientParams::default().idle_timeout,
+            ),
         });
         Self {
             service,
