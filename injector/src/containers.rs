@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource,
     ExecAction, HTTPGetAction, KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, Probe,
-    ProjectedVolumeSource, ResourceRequirements, SecurityContext, ServiceAccountTokenProjection,
-    Volume, VolumeMount, VolumeProjection,
+    ProjectedVolumeSource, ResourceFieldSelector, ResourceRequirements, SecurityContext,
+    ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -208,6 +208,21 @@ fn proxy_env(
     }
     if let Some(policy) = settings.inbound_policy {
         env.push(value_env("FERRY_INBOUND_POLICY", policy));
+    }
+    if settings.resources.cpu_limit.is_some() {
+        // The proxy's CPU limit, rounded up to whole cores: its threads.
+        env.push(EnvVar {
+            name: "FERRY_PROXY_CORES".to_owned(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                resource_field_ref: Some(ResourceFieldSelector {
+                    container_name: Some(PROXY_CONTAINER.to_owned()),
+                    resource: "limits.cpu".to_owned(),
+                    divisor: Some(Quantity("1".to_owned())),
+                }),
+                ..EnvVarSource::default()
+            }),
+        });
     }
     env.extend([
         value_env("FERRY_INBOUND_PORT", &INBOUND_PORT.to_string()),

@@ -2,6 +2,7 @@
 
 use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -37,6 +38,12 @@ struct Args {
     /// of a Ferry GatewayClass.
     #[arg(long, env = "FERRY_GATEWAY", value_parser = parse_gateway)]
     gateway: Option<(String, String)>,
+    /// Threads that serve traffic. Default: 1 in sidecar mode (a sidecar
+    /// shares its pod's CPU with the app, and one thread answers fastest:
+    /// no hand-offs between threads), every CPU in gateway mode. The
+    /// injector sets it from the proxy's CPU limit when there is one.
+    #[arg(long, env = "FERRY_PROXY_CORES")]
+    cores: Option<NonZeroUsize>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -69,9 +76,30 @@ fn parse_gateway(value: &str) -> Result<(String, String), String> {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let cores = match (args.cores, args.command.is_some(), args.mode) {
+        (Some(cores), _, _) => cores.get(),
+        // `init` and `await` are short commands; a sidecar gets one
+        // thread unless told otherwise.
+        (None, true, _) | (None, false, Some(Mode::Sidecar)) => 1,
+        (None, false, _) => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+    };
+    let runtime = if cores == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cores)
+            .enable_all()
+            .build()
+    }
+    .context("failed to start the runtime")?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -472,3 +472,23 @@ spec:
     assert!(body.contains("x-forwarded-proto: https\n"), "{body}");
     drop(proxy);
 }
+
+/// A thread count that is not a positive number is refused up front,
+/// naming the flag, before anything starts.
+#[test]
+fn bad_thread_counts_are_refused() {
+    for (flag, env) in [(Some("0"), None), (None, Some("two"))] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry-proxy"));
+        command.args(["--mode", "gateway", "--config", "/nonexistent"]);
+        if let Some(cores) = flag {
+            command.args(["--cores", cores]);
+        }
+        if let Some(cores) = env {
+            command.env("FERRY_PROXY_CORES", cores);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag:?} {env:?} was accepted");
+        assert!(stderr.contains("--cores"), "{stderr}");
+    }
+}
