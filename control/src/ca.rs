@@ -197,7 +197,7 @@ impl IdentityRpc for CaService {
 
 impl Refusal {
     fn status(&self) -> Status {
-        let message = error_chain(self);
+        let message = ferry_core::errors::chain(self);
         match self {
             Self::NotReady | Self::Token(TokenRefusal::Review(_) | TokenRefusal::Timeout) => {
                 Status::unavailable(message)
@@ -263,18 +263,6 @@ fn code_label(code: tonic::Code) -> &'static str {
     }
 }
 
-/// `error: cause: cause`, for a status message.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
-
 /// Loads (or creates) the Secret, retrying until it works, then reads it
 /// again every `settings.refresh` and publishes changed material.
 async fn keep_material(
@@ -293,7 +281,7 @@ async fn keep_material(
                 break;
             }
             Err(error) => {
-                tracing::warn!(error = %error_chain(&error), "Identity CA not ready");
+                tracing::warn!(error = %ferry_core::errors::chain(&error), "Identity CA not ready");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
@@ -316,7 +304,7 @@ async fn keep_material(
                 tracing::warn!(%namespace, secret = %name, "Identity CA Secret is gone; keeping the material in memory");
             }
             Err(error) => {
-                tracing::warn!(error = %error_chain(&error), "Failed to re-read the identity CA Secret");
+                tracing::warn!(error = %ferry_core::errors::chain(&error), "Failed to re-read the identity CA Secret");
             }
         }
     }

@@ -12,10 +12,12 @@
 //! - [`params`]: deployment parameters of Gateways (parametersRef).
 //! - [`identity`]: workload SPIFFE identities and their TLS server names.
 //! - [`flags`]: command-line values every Ferry binary spells the same way.
+//! - [`errors`]: errors shown as one line with their causes.
 #![warn(missing_docs)]
 
 pub mod attach;
 pub mod compile;
+pub mod errors;
 pub mod flags;
 pub mod identity;
 pub mod model;

@@ -212,9 +212,29 @@ impl World {
             })
             .collect::<Vec<_>>()
             .join("\n");
+        // Can the sidecar reach ferry-control (through the node's relay)
+        // now? A gRPC port answers a plain GET with an HTTP/2 error, which
+        // is enough: the connection was accepted.
+        let started = Instant::now();
+        let probe = pod
+            .netns
+            .command_as(PROXY_UID, "curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-m",
+                "3",
+                "-w",
+                "%{http_code} %{errormsg}",
+            ])
+            .arg(format!("http://{NODE}:{RELAY_PORT}/"))
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned());
         format!(
-            "sidecar of {}: targets {targets}\nferry-control:\n{metrics}",
-            pod.name
+            "sidecar of {}: targets {targets}\nrelay probe from the pod: {probe:?} in {:?}\nferry-control:\n{metrics}",
+            pod.name,
+            started.elapsed()
         )
     }
 

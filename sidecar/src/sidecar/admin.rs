@@ -155,8 +155,12 @@ fn targets_json(targets: &Targets) -> Vec<serde_json::Value> {
         .map(|target| {
             let view = match target.state() {
                 TargetState::Pending => return json!({"target": target.addr, "state": "pending"}),
-                TargetState::Unavailable => {
-                    return json!({"target": target.addr, "state": "unavailable (forwarded untouched)"});
+                TargetState::Unavailable(error) => {
+                    return json!({
+                        "target": target.addr,
+                        "state": "unavailable (retrying; forwarded untouched meanwhile)",
+                        "error": &*error,
+                    });
                 }
                 TargetState::Passthrough => {
                     return json!({"target": target.addr, "state": "passthrough"});

@@ -27,8 +27,9 @@ use crate::proxy::ProxyService;
 pub enum TargetState {
     /// No answer yet.
     Pending,
-    /// Discovery failed before any view arrived: forward untouched.
-    Unavailable,
+    /// Discovery failed before any view arrived (the last error); it is
+    /// retried, and connections wait for its answer as for a first one.
+    Unavailable(Arc<str>),
     /// Not a mesh Service: forward untouched.
     Passthrough,
     /// A mesh Service port.
@@ -199,11 +200,16 @@ impl Target {
         self.state.borrow().clone()
     }
 
-    /// What is known after waiting up to `wait` for a first answer.
+    /// What is known after waiting up to `wait` for an answer: a view, or
+    /// that the target is not meshed. A failed attempt is no answer (its
+    /// retry may bring one within the wait), so a passing hiccup of the
+    /// control plane does not send connections around the mesh.
     pub async fn first_state(&self, wait: Duration) -> TargetState {
         let mut state = self.state.clone();
-        let answered =
-            tokio::time::timeout(wait, state.wait_for(|s| !matches!(s, TargetState::Pending)));
+        let answered = tokio::time::timeout(
+            wait,
+            state.wait_for(|s| matches!(s, TargetState::Service(_) | TargetState::Passthrough)),
+        );
         match answered.await {
             Ok(Ok(state)) => state.clone(),
             _ => self.state(),
@@ -227,7 +233,8 @@ impl Drop for Target {
 }
 
 /// Applies the views of `addr` as they come; errors before the first view
-/// make it [`TargetState::Unavailable`], later ones keep the last view.
+/// make it [`TargetState::Unavailable`] (with the latest error), later ones
+/// keep the last view.
 async fn apply_views<S>(
     addr: SocketAddr,
     views: S,
@@ -248,11 +255,12 @@ async fn apply_views<S>(
                 }
                 failing = true;
                 state.send_if_modified(|s| {
-                    let pending = matches!(s, TargetState::Pending);
-                    if pending {
-                        *s = TargetState::Unavailable;
+                    let unanswered =
+                        matches!(s, TargetState::Pending | TargetState::Unavailable(_));
+                    if unanswered {
+                        *s = TargetState::Unavailable(ferry_core::errors::chain(&error).into());
                     }
-                    pending
+                    unanswered
                 });
                 continue;
             }

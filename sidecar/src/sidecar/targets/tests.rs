@@ -126,3 +126,51 @@ async fn views_apply_live_and_survive_the_control_plane_going_away() {
     };
     assert_eq!(kept.version, 2);
 }
+
+/// A failed first attempt is no answer: a connection waiting for the
+/// target gets the view its retry brings within the wait, and only when
+/// nothing answers in time is the target left unavailable, with the error.
+#[tokio::test(start_paused = true)]
+async fn a_failed_first_attempt_waits_for_the_retry() {
+    let refused = || ClientError::Tls {
+        addr: "https://ferry-control:8443".into(),
+        source: None,
+    };
+    let reviews = "spiffe://cluster.local/ns/shop/sa/reviews";
+    // The first attempt fails at once; the retry answers 300 ms later.
+    let subscribe: Subscribe = Arc::new(move |_| {
+        stream::iter([Err(refused())])
+            .chain(
+                stream::once(async move {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    Ok(view(1, "10.1.0.1:8080", Some(reviews)))
+                })
+                .chain(stream::pending()),
+            )
+            .boxed()
+    });
+    let targets = Targets::new(subscribe, 10, Duration::from_secs(600));
+    let target = targets.get(addr("10.96.0.12:9080"));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert!(matches!(target.state(), TargetState::Unavailable(_)));
+    let TargetState::Service(view) = target.first_state(Duration::from_secs(2)).await else {
+        panic!("the retry's view was not waited for");
+    };
+    assert_eq!(view.version, 1);
+
+    // Nothing but failures: after the wait, unavailable with the cause.
+    let subscribe: Subscribe = Arc::new(move |_| {
+        stream::iter([Err(refused())])
+            .chain(stream::pending())
+            .boxed()
+    });
+    let targets = Targets::new(subscribe, 10, Duration::from_secs(600));
+    let target = targets.get(addr("10.96.0.12:9080"));
+    let TargetState::Unavailable(error) = target.first_state(Duration::from_secs(2)).await else {
+        panic!("expected unavailable");
+    };
+    assert!(
+        error.contains("TLS to discovery at https://ferry-control"),
+        "{error}"
+    );
+}
