@@ -196,11 +196,9 @@ async fn create(world: &World, ns: &str, object: Value) -> Result<()> {
 }
 
 /// Polls `done` on fresh tallies of 20 calls from `pod` until it holds
-/// (routes reach sidecars asynchronously), for at most 60 seconds: once
-/// in a few dozen runs a sidecar's first connection through the node's
-/// relay timed out and its view came about 30 s later. A timeout reports
-/// what the pod's sidecar and ferry-control know, and whether the relay
-/// answers the pod.
+/// (routes reach sidecars asynchronously), for at most 30 seconds; a
+/// timeout reports what the pod's sidecar and ferry-control know, and
+/// whether the node's relay answers the pod.
 async fn eventually(
     world: &World,
     pod: &MeshPod,
@@ -209,7 +207,7 @@ async fn eventually(
     what: &str,
     done: impl Fn(&Tally) -> bool,
 ) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let tally = load(&pod.netns, addr, 20, header).await?;
         if done(&tally) {

@@ -86,8 +86,18 @@ pub fn link(a: &Pod, a_addr: Ipv4Addr, b: &Pod, b_addr: Ipv4Addr, prefix: u8) ->
 /// Makes `node` a switch for several pods: a bridge `br0`, up, with
 /// `addr/prefix` on it (the node's own address, e.g. for a relay to a
 /// server outside the namespaces). Pods join it with [`plug`].
+///
+/// The bridge gets a fixed MAC address of its own (locally administered,
+/// made of `addr`). Without one, Linux gives a bridge the lowest MAC of
+/// its ports, which changes as pods join: pods that had already resolved
+/// the node kept sending to the old MAC, and the node dropped their
+/// packets until their neighbour entries expired.
 pub fn bridge(node: &Pod, addr: Ipv4Addr, prefix: u8) -> Result<()> {
-    node.run(&["ip", "link", "add", "br0", "type", "bridge"])?;
+    let [a, b, c, d] = addr.octets();
+    let mac = format!("02:00:{a:02x}:{b:02x}:{c:02x}:{d:02x}");
+    node.run(&[
+        "ip", "link", "add", "br0", "address", &mac, "type", "bridge",
+    ])?;
     node.run(&[
         "ip",
         "addr",
