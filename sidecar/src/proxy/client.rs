@@ -1,7 +1,9 @@
 //! The bottom of the path: sends a request to the selected endpoint over
 //! pooled keep-alive connections (HTTP/1.1, or h2c for backends that speak
 //! it) and, for an accepted upgrade, splices client and backend together.
+//! Endpoints named by DNS are resolved by [`dns`] (hickory-resolver).
 
+mod dns;
 mod http1;
 
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use hyper_util::client::legacy::{self, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tower::Service;
 
+use self::dns::Resolver;
 use super::hygiene::is_upgrade;
 use super::{BoxFuture, Target, balance::Selected};
 use crate::body::{self, Body};
@@ -41,7 +44,7 @@ pub struct Client {
 #[derive(Debug)]
 struct Pools {
     http1: Arc<http1::Pool>,
-    h2c: legacy::Client<HttpConnector, Body>,
+    h2c: legacy::Client<HttpConnector<Resolver>, Body>,
 }
 
 // === impl ClientParams ===
@@ -60,7 +63,8 @@ impl Default for ClientParams {
 impl Client {
     /// Pools configured by `params`.
     pub fn new(params: ClientParams) -> Self {
-        let mut connector = HttpConnector::new();
+        let resolver = Resolver::from_system();
+        let mut connector = HttpConnector::new_with_resolver(resolver.clone());
         connector.set_connect_timeout(Some(params.connect_timeout));
         connector.set_nodelay(true);
         let mut builder = legacy::Client::builder(TokioExecutor::new());
@@ -69,7 +73,7 @@ impl Client {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new());
         let h2c = builder.http2_only(true).build(connector);
-        let http1 = Arc::new(http1::Pool::new(params));
+        let http1 = Arc::new(http1::Pool::new(params, resolver));
         Self {
             pools: Arc::new(Pools { http1, h2c }),
         }

@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::ClientParams;
+use super::dns::Resolver;
 use crate::body::{Body, BoxError};
 use crate::proxy::hash::ConfigMap;
 
@@ -31,6 +32,7 @@ use crate::proxy::hash::ConfigMap;
 #[derive(Debug)]
 pub(super) struct Pool {
     params: ClientParams,
+    resolver: Resolver,
     idle: Mutex<ConfigMap<Endpoint, Vec<Idle>>>,
     reaper: AtomicBool,
 }
@@ -73,9 +75,10 @@ struct NoAddress;
 // === impl Pool ===
 
 impl Pool {
-    pub(super) fn new(params: ClientParams) -> Self {
+    pub(super) fn new(params: ClientParams, resolver: Resolver) -> Self {
         Self {
             params,
+            resolver,
             idle: Mutex::default(),
             reaper: AtomicBool::new(false),
         }
@@ -146,7 +149,7 @@ impl Pool {
         endpoint: &Endpoint,
     ) -> Result<SendRequest<Body>, SendError> {
         let limit = self.params.connect_timeout;
-        let tcp = match tokio::time::timeout(limit, tcp_connect(endpoint)).await {
+        let tcp = match tokio::time::timeout(limit, tcp_connect(&self.resolver, endpoint)).await {
             Ok(Ok(tcp)) => tcp,
             Ok(Err(error)) => return Err(SendError::Connect(error)),
             Err(_) => return Err(SendError::Connect(Box::new(ConnectTimeout(limit)))),
@@ -257,12 +260,12 @@ fn host_of(addr: &SocketAddr) -> String {
     }
 }
 
-async fn tcp_connect(endpoint: &Endpoint) -> Result<TcpStream, BoxError> {
+async fn tcp_connect(resolver: &Resolver, endpoint: &Endpoint) -> Result<TcpStream, BoxError> {
     match endpoint {
         Endpoint::Addr(addr) => Ok(TcpStream::connect(addr).await?),
         Endpoint::Dns { host, port } => {
             let mut last: Option<std::io::Error> = None;
-            for addr in tokio::net::lookup_host((host.as_str(), *port)).await? {
+            for addr in resolver.lookup(host, *port).await? {
                 match TcpStream::connect(addr).await {
                     Ok(tcp) => return Ok(tcp),
                     Err(error) => last = Some(error),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_core::model::{BackendProtocol, HostPattern, PortProtocol, ServerCertificate};
+use ferry_core::model::{Backend, BackendProtocol, HostPattern, PortProtocol, ServerCertificate};
 use http::{Request, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -167,17 +167,7 @@ async fn h2c_from_client_and_to_backend() {
     let a = EchoBackend::start("a").await;
     let mut backend = a.backend();
     backend.protocol = BackendProtocol::H2c;
-    let port = free_port();
-    let mut cfg = config(
-        None,
-        vec![entry(
-            prefix("/"),
-            action(0, vec![weighted(1, Some(id("a")))], vec![]),
-        )],
-        vec![(id("a"), backend)],
-    );
-    cfg.ports[0].port = port;
-    let proxy = Proxy::new(cfg);
+    let (proxy, port) = proxy_to(None, backend);
     proxy.listen();
     let tcp = connect(port).await;
     let (mut send, conn) =
@@ -202,17 +192,7 @@ async fn h2c_from_client_and_to_backend() {
 #[tokio::test]
 async fn websocket_upgrade_is_passed_through() {
     let a = EchoBackend::start("a").await;
-    let port = free_port();
-    let mut cfg = config(
-        None,
-        vec![entry(
-            prefix("/"),
-            action(0, vec![weighted(1, Some(id("a")))], vec![]),
-        )],
-        vec![(id("a"), a.backend())],
-    );
-    cfg.ports[0].port = port;
-    let proxy = Proxy::new(cfg);
+    let (proxy, port) = proxy_to(None, a.backend());
     proxy.listen();
     let mut tcp = connect(port).await;
     tcp.write_all(
@@ -237,17 +217,7 @@ async fn websocket_upgrade_is_passed_through() {
 #[tokio::test]
 async fn oversized_headers_are_refused() {
     let a = EchoBackend::start("a").await;
-    let port = free_port();
-    let mut cfg = config(
-        None,
-        vec![entry(
-            prefix("/"),
-            action(0, vec![weighted(1, Some(id("a")))], vec![]),
-        )],
-        vec![(id("a"), a.backend())],
-    );
-    cfg.ports[0].port = port;
-    let proxy = Proxy::new(cfg);
+    let (proxy, port) = proxy_to(None, a.backend());
     proxy.listen();
     let mut tcp = connect(port).await;
     let big = "x".repeat(200 * 1024);
@@ -261,14 +231,20 @@ async fn oversized_headers_are_refused() {
 }
 
 fn listening_proxy(a: &EchoBackend) -> (Proxy, u16) {
+    proxy_to(Some("example.com"), a.backend())
+}
+
+/// A proxy on a free port (not yet listening) whose one route sends every
+/// request for `hostname` (any with `None`) to `backend`.
+fn proxy_to(hostname: Option<&str>, backend: Backend) -> (Proxy, u16) {
     let port = free_port();
     let mut cfg = config(
-        Some("example.com"),
+        hostname,
         vec![entry(
             prefix("/"),
             action(0, vec![weighted(1, Some(id("a")))], vec![]),
         )],
-        vec![(id("a"), a.backend())],
+        vec![(id("a"), backend)],
     );
     cfg.ports[0].port = port;
     (Proxy::new(cfg), port)
@@ -334,4 +310,34 @@ async fn slow_headers_are_cut_off() {
         "connection still open after the header read timeout"
     );
     assert_eq!(a.hits(), 0);
+}
+
+/// An endpoint named by DNS (an ExternalName Service) is resolved by the
+/// proxy's own resolver, over HTTP/1.1 and over h2c.
+#[tokio::test]
+async fn endpoints_named_by_dns_are_resolved() {
+    let a = EchoBackend::start("a").await;
+    for protocol in [BackendProtocol::Http1, BackendProtocol::H2c] {
+        let mut backend = a.backend();
+        backend.protocol = protocol;
+        backend.endpoints = vec![ferry_core::model::Endpoint::Dns {
+            host: "localhost".into(),
+            port: a.addr.port(),
+        }];
+        let (proxy, port) = proxy_to(None, backend);
+        proxy.listen();
+        let tcp = connect(port).await;
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = Request::builder()
+            .uri("/by-name")
+            .header("host", "example.com")
+            .body(body::empty())
+            .unwrap();
+        let answer = Answer::read(send.send_request(req).await.unwrap()).await;
+        assert_eq!(answer.status, StatusCode::OK, "{protocol:?}");
+        assert_eq!(answer.echoed("host"), Some("example.com"), "{protocol:?}");
+    }
 }
