@@ -7,7 +7,7 @@
 //! resolvers nobody configured.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use hickory_resolver::config::ResolverConfig;
@@ -17,10 +17,11 @@ use hyper_util::client::legacy::connect::dns::Name;
 
 use crate::proxy::BoxFuture;
 
-/// A shared, caching resolver.
-#[derive(Clone)]
+/// A shared, caching resolver, set up on the first lookup (a proxy whose
+/// endpoints are all addresses never pays for it).
+#[derive(Clone, Default)]
 pub(crate) struct Resolver {
-    inner: Arc<TokioResolver>,
+    inner: Arc<OnceLock<TokioResolver>>,
 }
 
 /// A name that did not resolve.
@@ -46,18 +47,22 @@ pub(crate) enum LookupError {
 // === impl Resolver ===
 
 impl Resolver {
-    /// A resolver configured like the system's.
+    /// A resolver configured like the system's, once it is first used.
     pub(crate) fn from_system() -> Self {
-        let builder = TokioResolver::builder_tokio().unwrap_or_else(|error| {
-            tracing::warn!(%error, "No usable /etc/resolv.conf: FQDN endpoints resolve from the hosts file only");
-            TokioResolver::builder_with_config(
-                ResolverConfig::new(),
-                TokioConnectionProvider::default(),
-            )
-        });
-        Self {
-            inner: Arc::new(builder.build()),
-        }
+        Self::default()
+    }
+
+    fn resolver(&self) -> &TokioResolver {
+        self.inner.get_or_init(|| {
+            let builder = TokioResolver::builder_tokio().unwrap_or_else(|error| {
+                tracing::warn!(%error, "No usable /etc/resolv.conf: FQDN endpoints resolve from the hosts file only");
+                TokioResolver::builder_with_config(
+                    ResolverConfig::new(),
+                    TokioConnectionProvider::default(),
+                )
+            });
+            builder.build()
+        })
     }
 
     /// The addresses of `host` (a name or an IP literal), each with `port`.
@@ -67,7 +72,7 @@ impl Resolver {
         port: u16,
     ) -> Result<Vec<SocketAddr>, LookupError> {
         let ips = self
-            .inner
+            .resolver()
             .lookup_ip(host)
             .await
             .map_err(|source| LookupError::Resolve {

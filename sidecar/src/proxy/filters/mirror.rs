@@ -1,7 +1,9 @@
 //! `RequestMirror`: copies a sampled share of requests to another backend.
 //! The copy's body is teed from the real one through a small channel; a
 //! mirror that falls behind is cut off rather than slowing the real
-//! request, and its answer is ignored.
+//! request, and its answer is ignored. The copy carries the identities
+//! expected of meshed endpoints, so a mirror to a meshed pod goes over mTLS
+//! like the real request.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use tokio::sync::mpsc;
 use tower::ServiceExt;
 
 use crate::body::{self, Body, BodyError};
+use crate::mesh::client::EndpointIdentities;
 use crate::proxy::{Forward, Target};
 
 /// Frames a mirror may lag behind the real request before it is cut off.
@@ -78,6 +81,9 @@ pub(super) fn spawn(
         config,
         id: id.clone(),
     });
+    if let Some(identities) = req.extensions().get::<EndpointIdentities>() {
+        copy.extensions_mut().insert(identities.clone());
+    }
     let forward = forward.clone();
     let backend = id.to_string();
     tokio::spawn(async move {
@@ -154,5 +160,53 @@ impl http_body::Body for Copy {
             None if self.complete.load(Ordering::Acquire) => Poll::Ready(None),
             None => Poll::Ready(Some(Err(BodyError(Box::new(CutOff))))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::net::SocketAddr;
+
+    use ferry_core::model::BackendId;
+    use tower::util::BoxCloneService;
+
+    use super::*;
+
+    /// A mirrored request to a meshed pod must go over mTLS too: the copy
+    /// carries the identities the real request carries.
+    #[tokio::test]
+    async fn the_copy_carries_the_expected_identities() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let forward: Forward =
+            BoxCloneService::new(tower::service_fn(move |req: Request<Body>| {
+                let _ = tx.send(req.extensions().get::<EndpointIdentities>().cloned());
+                async { Ok(http::Response::new(body::empty())) }
+            }));
+        let endpoint: SocketAddr = "10.1.0.9:9080".parse().unwrap();
+        let identity = "spiffe://cluster.local/ns/shop/sa/reviews".parse().unwrap();
+        let identities = EndpointIdentities(Arc::new(HashMap::from([(endpoint, identity)])));
+        let mut req = Request::new(body::empty());
+        req.extensions_mut().insert(identities);
+        let mirror = Mirror {
+            target: Some(BackendId {
+                namespace: "shop".into(),
+                name: "reviews-shadow".into(),
+                port: 9080,
+            }),
+            percent: 100.0,
+        };
+        spawn(
+            &mirror,
+            &mut req,
+            Arc::new(ProxyConfig::default()),
+            &forward,
+        );
+        let copied = rx.recv().await.expect("the mirror was sent");
+        let copied = copied.expect("the copy has no identities");
+        assert_eq!(
+            copied.0[&endpoint].to_string(),
+            "spiffe://cluster.local/ns/shop/sa/reviews"
+        );
     }
 }
