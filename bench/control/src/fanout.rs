@@ -31,6 +31,7 @@ pub(crate) async fn run(args: &Args, size: Size, index: ClusterIndex) -> Result<
         views: views.clone(),
         deploy: watch::channel(None).0,
         watched: watch::channel(Default::default()).0,
+        gateway_namespaces: watch::channel(Default::default()).0,
     };
     let pipeline = Pipeline {
         index,

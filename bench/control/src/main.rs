@@ -94,7 +94,7 @@ async fn main() -> Result<()> {
     report("index: apply every object", first);
     let started = Instant::now();
     let gateway = NsName::new(objects::GATEWAY_NS, objects::GATEWAY);
-    let (view, status) = gateway_view(&index, &gateway);
+    let (view, status) = gateway_view(&index, &gateway, "cluster.local");
     report("compile: gateway view + every status", started);
     let encoded = view
         .config
