@@ -92,14 +92,8 @@ fn a_service_without_routes_gets_one_catch_all_entry_to_itself() {
     let [backend] = service.backends.as_slice() else {
         panic!("expected the Service's backend: {service:?}");
     };
-    let endpoints: Vec<(Option<pb::endpoint::Address>, Option<&str>)> = backend
-        .endpoints
-        .iter()
-        .map(|e| (e.address.clone(), e.identity.as_deref()))
-        .collect();
-    let addr = |a: &str| Some(pb::endpoint::Address::SocketAddr(a.to_string()));
     assert_eq!(
-        endpoints,
+        endpoint_identities(backend),
         vec![
             (
                 addr("10.1.0.8:8080"),
@@ -189,14 +183,8 @@ spec:
     let [backend] = config.backends.as_slice() else {
         panic!("expected the Service's backend: {config:?}");
     };
-    let endpoints: Vec<(Option<pb::endpoint::Address>, Option<&str>)> = backend
-        .endpoints
-        .iter()
-        .map(|e| (e.address.clone(), e.identity.as_deref()))
-        .collect();
-    let addr = |a: &str| Some(pb::endpoint::Address::SocketAddr(a.to_string()));
     assert_eq!(
-        endpoints,
+        endpoint_identities(backend),
         vec![
             (addr("10.1.0.8:8080"), None),
             (
@@ -205,4 +193,19 @@ spec:
             ),
         ]
     );
+}
+
+/// Each endpoint of `backend` with the identity it is expected to prove.
+fn endpoint_identities(
+    backend: &pb::Backend,
+) -> Vec<(Option<pb::endpoint::Address>, Option<&str>)> {
+    backend
+        .endpoints
+        .iter()
+        .map(|e| (e.address.clone(), e.identity.as_deref()))
+        .collect()
+}
+
+fn addr(a: &str) -> Option<pb::endpoint::Address> {
+    Some(pb::endpoint::Address::SocketAddr(a.to_string()))
 }
