@@ -104,12 +104,8 @@ async fn gateway_reaches_meshed_backends_over_mtls() -> Result<()> {
         world.trust_anchors(ns).await?;
     }
     let pod = |name: &'static str, service_account, env| PodSpec {
-        namespace: &shop,
-        name,
-        service_account,
-        token_account: None,
-        app: App::Http { name, port: 9080 },
         env,
+        ..PodSpec::new(&shop, name, service_account, App::Http { name, port: 9080 })
     };
     let strict = world
         .pod(pod(

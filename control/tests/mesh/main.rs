@@ -313,14 +313,7 @@ async fn routes_identities_and_opaque_tcp() -> Result<()> {
     for ns in [&shop, &front, &other] {
         world.trust_anchors(ns).await?;
     }
-    let pod = |namespace, name, service_account, app| PodSpec {
-        namespace,
-        name,
-        service_account,
-        token_account: None,
-        app,
-        env: Vec::new(),
-    };
+    let pod = PodSpec::new;
     let v1 = world
         .pod(pod(
             &shop,
@@ -488,26 +481,20 @@ async fn strict_mode_control_loss_and_renewal() -> Result<()> {
     }
     let strict = world
         .pod(PodSpec {
-            namespace: &shop,
-            name: "strict",
-            service_account: "reviews",
-            token_account: None,
-            app: App::Http {
-                name: "strict",
-                port: 9080,
-            },
             env: vec![("FERRY_INBOUND_POLICY", "strict")],
+            ..PodSpec::new(
+                &shop,
+                "strict",
+                "reviews",
+                App::Http {
+                    name: "strict",
+                    port: 9080,
+                },
+            )
         })
         .await?;
     let client = world
-        .pod(PodSpec {
-            namespace: &front,
-            name: "client",
-            service_account: "client",
-            token_account: None,
-            app: App::None,
-            env: Vec::new(),
-        })
+        .pod(PodSpec::new(&front, "client", "client", App::None))
         .await?;
     let reviews = service(&world, &shop, "reviews", 9080, &[&strict]).await?;
 
@@ -603,14 +590,7 @@ async fn mesh_bench() -> Result<()> {
     for ns in [&shop, &front] {
         world.trust_anchors(ns).await?;
     }
-    let spec = |namespace, name, service_account, app| PodSpec {
-        namespace,
-        name,
-        service_account,
-        token_account: None,
-        app,
-        env: Vec::new(),
-    };
+    let spec = PodSpec::new;
     let server = world
         .pod(spec(
             &shop,

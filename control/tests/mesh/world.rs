@@ -69,6 +69,26 @@ pub(crate) struct PodSpec<'a> {
     pub(crate) env: Vec<(&'a str, &'a str)>,
 }
 
+impl<'a> PodSpec<'a> {
+    /// A pod running `app` as `service_account` in `namespace`, its
+    /// sidecar holding that account's identity, with no extra environment.
+    pub(crate) fn new(
+        namespace: &'a str,
+        name: &'a str,
+        service_account: &'a str,
+        app: App,
+    ) -> Self {
+        Self {
+            namespace,
+            name,
+            service_account,
+            token_account: None,
+            app,
+            env: Vec::new(),
+        }
+    }
+}
+
 /// A pod of the mesh.
 #[derive(Debug)]
 pub(crate) struct MeshPod {
