@@ -12,8 +12,9 @@
 //! * the server requires a client certificate leading to its trust anchors
 //!   and reads the client's identity from it;
 //! * ALPN says what follows: [`ALPN_HTTP`] is HTTP/2, whatever HTTP version
-//!   the apps speak, with the app's version in [`ORIG_PROTO_HEADER`];
-//!   [`ALPN_OPAQUE`] is one [`OpaqueHeader`] and then the raw bytes of an
+//!   the apps speak, with the app's version in [`ORIG_PROTO_HEADER`] and
+//!   an HTTP/1.1 upgrade (WebSocket) as an extended CONNECT stream
+//!   ([`upgrade`]); [`ALPN_OPAQUE`] is one [`OpaqueHeader`] and then the raw bytes of an
 //!   opaque TCP connection.
 //!
 //! A TLS connection without one of these ALPN values is not Ferry's: the
@@ -27,6 +28,7 @@ pub mod dial;
 #[cfg(test)]
 pub(crate) mod test_pki;
 pub mod tls;
+pub mod upgrade;
 
 /// ALPN of HTTP between proxies: HTTP/2 inside mTLS.
 pub const ALPN_HTTP: &[u8] = b"ferry.h2";

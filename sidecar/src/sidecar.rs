@@ -16,7 +16,9 @@
 //!   Service's routes through [`stack::sidecar_stack`] (filters, timeouts,
 //!   retries, weights, balancing) to the endpoint, over mTLS HTTP/2 with
 //!   the endpoint's expected SPIFFE identity checked ([`crate::mesh::client`],
-//!   [`crate::mesh::tls`]) when it is meshed, plainly otherwise; opaque TCP
+//!   [`crate::mesh::tls`]) when it is meshed, plainly otherwise (a
+//!   WebSocket to a meshed endpoint is an extended CONNECT stream,
+//!   [`crate::mesh::upgrade`]); opaque TCP
 //!   goes to an endpoint of the Service over mTLS with the port header
 //!   ([`crate::mesh::dial`]) or plainly. Targets that are not mesh
 //!   Services, and every target when discovery is off or unreachable
@@ -43,12 +45,8 @@
 //! Tracing. The proxy's certificate comes from the identity machinery
 //! through a [`crate::identity::CredentialsRx`]; until one is published,
 //! calls to meshed endpoints fail (502, `outbound_mtls_failures` with
-//! reason `no_credentials`) rather than go out in plaintext. HTTP upgrades
-//! (WebSocket) to meshed endpoints are sent without the upgrade, since
-//! HTTP/2 between proxies would need extended CONNECT. Mirrored requests
-//! carry no endpoint identities and reach meshed endpoints in plaintext
-//! (accepted by permissive inbound sides only). The app sees inbound
-//! connections coming from 127.0.0.1 (the client's address is not
+//! reason `no_credentials`) rather than go out in plaintext. The app sees
+//! inbound connections coming from 127.0.0.1 (the client's address is not
 //! preserved).
 
 mod admin;

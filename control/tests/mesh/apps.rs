@@ -13,7 +13,10 @@ use anyhow::{Context as _, Result, bail};
 
 /// `FERRY_MESH_APP=<name>:<port>`: HTTP/1.1 on `port`, answering every
 /// request with `<name>` and the request's `ferry-client-identity` header
-/// (if any): `name=<name> identity=<value or ->`.
+/// (if any): `name=<name> identity=<value or ->`. A WebSocket handshake
+/// (`upgrade: websocket` with a `sec-websocket-key`) is answered with
+/// `101` and `sec-websocket-accept: accept-<key>`; then every line comes
+/// back prefixed with `ws <name>: `.
 pub(crate) fn http_app(spec: &str) -> Result<()> {
     let (name, port) = spec.split_once(':').context("expected NAME:PORT")?;
     let listener = TcpListener::bind(format!("0.0.0.0:{port}"))?;
@@ -35,6 +38,7 @@ fn serve_http(conn: TcpStream, name: &str) -> Result<()> {
         }
         let mut identity = "-".to_owned();
         let mut length = 0usize;
+        let (mut websocket, mut key) = (false, None);
         let mut line = String::new();
         loop {
             line.clear();
@@ -45,16 +49,31 @@ fn serve_http(conn: TcpStream, name: &str) -> Result<()> {
             if trimmed.is_empty() {
                 break;
             }
-            if let Some((key, value)) = trimmed.split_once(':') {
-                match key.trim().to_ascii_lowercase().as_str() {
+            if let Some((name, value)) = trimmed.split_once(':') {
+                match name.trim().to_ascii_lowercase().as_str() {
                     "ferry-client-identity" => identity = value.trim().to_owned(),
                     "content-length" => length = value.trim().parse().unwrap_or(0),
+                    "upgrade" => websocket = value.trim().eq_ignore_ascii_case("websocket"),
+                    "sec-websocket-key" => key = Some(value.trim().to_owned()),
                     _ => {}
                 }
             }
         }
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
+        if let (true, Some(key)) = (websocket, &key) {
+            let switching = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\n\
+                 upgrade: websocket\r\nsec-websocket-accept: accept-{key}\r\n\r\n"
+            );
+            writer.write_all(switching.as_bytes())?;
+            line.clear();
+            while reader.read_line(&mut line)? > 0 {
+                writer.write_all(format!("ws {name}: {line}").as_bytes())?;
+                line.clear();
+            }
+            return Ok(());
+        }
         let answer = format!("name={name} identity={identity}\n");
         // One write: `write!` would send each piece on its own, and
         // Nagle's algorithm would hold the last one for a delayed ACK.
@@ -195,12 +214,38 @@ pub(crate) fn splice(tcp: TcpStream, unix: UnixStream) -> Result<()> {
 }
 
 /// Sends `lines` to a line-echo server at `addr` over one connection and
-/// returns what came back.
-pub(crate) fn echo_exchange(addr: &str, lines: &[&str]) -> Result<Vec<String>> {
+/// returns what came back; with `websocket`, after a WebSocket handshake
+/// with an HTTP app (see [`http_app`]), which must succeed.
+pub(crate) fn echo_exchange(addr: &str, lines: &[&str], websocket: bool) -> Result<Vec<String>> {
     let stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
+    if websocket {
+        let key = "bWVzaC1rZXk=";
+        writer.write_all(
+            format!(
+                "GET /chat HTTP/1.1\r\nhost: {addr}\r\nconnection: Upgrade\r\n\
+                 upgrade: websocket\r\nsec-websocket-key: {key}\r\n\
+                 sec-websocket-version: 13\r\n\r\n"
+            )
+            .as_bytes(),
+        )?;
+        let mut head = String::new();
+        while !head.ends_with("\r\n\r\n") {
+            if reader.read_line(&mut head)? == 0 {
+                bail!("connection closed during the handshake: {head:?}");
+            }
+        }
+        let head = head.to_ascii_lowercase();
+        let accept = format!(
+            "sec-websocket-accept: accept-{}\r\n",
+            key.to_ascii_lowercase()
+        );
+        if !head.starts_with("http/1.1 101") || !head.contains(&accept) {
+            bail!("the WebSocket handshake failed: {head:?}");
+        }
+    }
     let mut out = Vec::new();
     let started = Instant::now();
     for line in lines {

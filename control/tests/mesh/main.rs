@@ -8,8 +8,9 @@
 //!   points over 2,000 calls); a header match overrides it; a consumer
 //!   route in another namespace wins for that namespace only; a capture on
 //!   the bridge shows TLS and no plaintext HTTP or echo lines; a line-echo
-//!   service works through the mesh; a server whose certificate names
-//!   another ServiceAccount than the one its Pod runs as is refused.
+//!   service and a WebSocket to the routed Service work through the mesh;
+//!   a server whose certificate names another ServiceAccount than the one
+//!   its Pod runs as is refused.
 //! * `strict_mode_control_loss_and_renewal`: strict inbound refuses
 //!   plaintext but serves the mesh; killing ferry-control under load fails
 //!   no request; certificates renewed under load fail no request.
@@ -67,13 +68,17 @@ fn load_client() -> Result<()> {
 }
 
 /// Not a test: a line-echo exchange from inside a client pod, printed as
-/// `ECHO <json lines>`.
+/// `ECHO <json lines>`; over a WebSocket when the spec starts with `ws|`.
 #[test]
 fn echo_client() -> Result<()> {
     child_mode("FERRY_MESH_ECHO_CLIENT", |spec| {
+        let (websocket, spec) = match spec.strip_prefix("ws|") {
+            Some(rest) => (true, rest),
+            None => (false, spec),
+        };
         let (addr, lines) = spec.split_once('|').context("expected ADDR|LINES")?;
         let lines: Vec<&str> = lines.split(',').collect();
-        let answers = apps::echo_exchange(addr, &lines)?;
+        let answers = apps::echo_exchange(addr, &lines, websocket)?;
         println!("ECHO {}", serde_json::to_string(&answers)?);
         Ok(())
     })
@@ -123,7 +128,15 @@ fn parse_tally(stdout: &str) -> Result<Tally> {
 
 /// What comes back from the line-echo service at `addr` for `lines`.
 async fn echo(pod: &Pod, addr: SocketAddr, lines: &[&str]) -> Result<Vec<String>> {
-    let spec = format!("{addr}|{}", lines.join(","));
+    line_exchange(pod, format!("{addr}|{}", lines.join(","))).await
+}
+
+/// What comes back for `lines` over a WebSocket to the HTTP app at `addr`.
+async fn websocket(pod: &Pod, addr: SocketAddr, lines: &[&str]) -> Result<Vec<String>> {
+    line_exchange(pod, format!("ws|{addr}|{}", lines.join(","))).await
+}
+
+async fn line_exchange(pod: &Pod, spec: String) -> Result<Vec<String>> {
     let mut command = child(pod, "echo_client", "FERRY_MESH_ECHO_CLIENT", &spec)?;
     let out =
         tokio::task::spawn_blocking(move || command.stderr(Stdio::inherit()).output()).await??;
@@ -440,6 +453,20 @@ async fn routes_identities_and_opaque_tcp() -> Result<()> {
     // Opaque TCP through the mesh.
     let answers = echo(&client.netns, echo_addr, &["hello", "mesh"]).await?;
     assert_eq!(answers, ["echo: hello", "echo: mesh"]);
+    // A WebSocket to the routed Service: the handshake is the app's, and
+    // the bytes after it cross in HTTP/2 streams inside mTLS.
+    let answers = websocket(&client.netns, reviews, &["over", "websocket"]).await?;
+    let app = answers
+        .first()
+        .and_then(|a| a.strip_prefix("ws "))
+        .and_then(|a| a.split_once(':'))
+        .map(|(name, _)| name.to_owned())
+        .with_context(|| format!("not a WebSocket echo: {answers:?}"))?;
+    assert!(["v1", "v2"].contains(&app.as_str()), "{answers:?}");
+    assert_eq!(
+        answers,
+        [format!("ws {app}: over"), format!("ws {app}: websocket")]
+    );
     // On the wire: TLS only.
     let wire = capture.stop()?;
     assert!(
@@ -447,7 +474,14 @@ async fn routes_identities_and_opaque_tcp() -> Result<()> {
         "the capture saw almost nothing ({} bytes)",
         wire.len()
     );
-    for plaintext in ["GET / HTTP", "name=v1", "echo: hello", "hello\n"] {
+    for plaintext in [
+        "GET / HTTP",
+        "name=v1",
+        "echo: hello",
+        "hello\n",
+        "sec-websocket-key",
+        ": websocket",
+    ] {
         assert!(
             !contains(&wire, plaintext),
             "{plaintext:?} crossed in clear"

@@ -5,10 +5,8 @@
 //! mTLS ([`super::dial`]), whatever HTTP version the app spoke, with that
 //! version in [`super::ORIG_PROTO_HEADER`]. Other endpoints get a plain
 //! connection in the app's protocol ([`crate::proxy::client::Client`]).
-//!
-//! WebSocket upgrades to meshed endpoints are not carried yet (HTTP/2
-//! between proxies would need extended CONNECT): they are sent as plain
-//! requests, without the upgrade.
+//! An HTTP/1.1 upgrade (WebSocket) to a meshed endpoint is an extended
+//! CONNECT stream on that connection ([`super::upgrade`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,10 +27,11 @@ use tower::Service;
 
 use super::ORIG_PROTO_HEADER;
 use super::dial::Dialer;
+use super::upgrade;
 use crate::body::{self, Body};
 use crate::error::ProxyError;
 use crate::proxy::balance::Selected;
-use crate::proxy::client::Client;
+use crate::proxy::client::{Client, tunnel};
 use crate::proxy::{BoxFuture, Target};
 
 /// The expected identity of each meshed endpoint of the target a request
@@ -181,6 +180,11 @@ impl Service<Request<Body>> for MeshClient {
         req.headers_mut().insert(ORIG_PROTO_HEADER, orig_proto);
         *req.uri_mut() = mesh_uri(&req, addr);
         *req.version_mut() = Version::HTTP_2;
+        let upgrade = upgrade::requested(&req).map(|protocol| {
+            let client_side = hyper::upgrade::on(&mut req);
+            upgrade::into_connect(&mut req, protocol.clone());
+            (protocol, client_side)
+        });
         let pool = self.pool.clone();
         Box::pin(async move {
             let mut sender =
@@ -205,6 +209,13 @@ impl Service<Request<Body>> for MeshClient {
                 }
             })?;
             *rsp.version_mut() = app_version;
+            if let Some((protocol, client_side)) = upgrade
+                && rsp.status().is_success()
+            {
+                let stream = hyper::upgrade::on(&mut rsp);
+                upgrade::into_switching_response(&mut rsp, &protocol);
+                tokio::spawn(tunnel(client_side, stream));
+            }
             Ok(rsp.map(body::boxed))
         })
     }

@@ -197,8 +197,9 @@ fn endpoint_uri(endpoint: &Endpoint, original: &Uri) -> Result<Uri, http::Error>
         .build()
 }
 
-/// Copies bytes both ways between an upgraded client and backend.
-async fn tunnel(client: OnUpgrade, backend: OnUpgrade) {
+/// Copies bytes both ways between an upgraded client and backend, once
+/// both upgrades complete.
+pub(crate) async fn tunnel(client: OnUpgrade, backend: OnUpgrade) {
     let (client, backend) = match tokio::try_join!(client, backend) {
         Ok(pair) => pair,
         Err(error) => {

@@ -3,8 +3,10 @@
 //! ([`ORIG_PROTO_HEADER`]): pooled HTTP/1.1 keep-alive connections, or one
 //! multiplexed h2c connection per app port.
 //!
-//! Upgrades are not forwarded: the server does not offer HTTP/2's extended
-//! CONNECT, so a WebSocket between meshed pods is not possible yet.
+//! The server offers HTTP/2's extended CONNECT: such a stream is an
+//! HTTP/1.1 upgrade (WebSocket) of the calling app, sent to the app as
+//! that upgrade and spliced to it once the app answers `101`
+//! ([`crate::mesh::upgrade`]).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -24,7 +26,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::body::{self, Body, BoxError};
-use crate::mesh::{CLIENT_IDENTITY_HEADER, ORIG_PROTO_HEADER};
+use crate::mesh::{CLIENT_IDENTITY_HEADER, ORIG_PROTO_HEADER, upgrade};
+use crate::proxy::client::tunnel;
 use crate::proxy::route::FERRY_ERROR;
 
 /// The app's HTTP version, from [`ORIG_PROTO_HEADER`].
@@ -57,6 +60,14 @@ enum AppError {
         app: SocketAddr,
         #[source]
         source: BoxError,
+    },
+    #[error("an upgrade to {protocol:?} is carried to HTTP/1.1 apps only")]
+    UpgradeToH2c { protocol: String },
+    #[error("the app at {app} answered an upgrade to {protocol:?} with {status} instead of 101")]
+    UpgradeIgnored {
+        app: SocketAddr,
+        protocol: String,
+        status: StatusCode,
     },
 }
 
@@ -180,15 +191,46 @@ where
     });
     hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
+        .enable_connect_protocol()
         .serve_connection(TokioIo::new(io), service)
         .await
 }
 
 /// Forwards one request; the one place where its errors become responses.
-async fn to_app(client: &AppClient, forward: &Forward, req: Request<Incoming>) -> Response<Body> {
+async fn to_app(
+    client: &AppClient,
+    forward: &Forward,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
+    let upgrade = upgrade::from_connect(&mut req).map(|protocol| {
+        let stream = hyper::upgrade::on(&mut req);
+        (protocol, stream)
+    });
     let result = async {
         let (proto, req) = app_request(req.map(body::boxed), forward)?;
-        client.send(req, proto, forward.app).await
+        let Some((protocol, stream)) = upgrade else {
+            return client.send(req, proto, forward.app).await;
+        };
+        if proto != AppProtocol::Http1 {
+            let protocol = protocol.as_str().to_owned();
+            return Err(AppError::UpgradeToH2c { protocol });
+        }
+        let mut rsp = client.send(req, proto, forward.app).await?;
+        match rsp.status() {
+            StatusCode::SWITCHING_PROTOCOLS => {
+                let app_side = hyper::upgrade::on(&mut rsp);
+                upgrade::into_connect_response(&mut rsp);
+                tokio::spawn(tunnel(stream, app_side));
+                Ok(rsp)
+            }
+            // A 2xx would open the tunnel on the client's side.
+            status if status.is_success() => Err(AppError::UpgradeIgnored {
+                app: forward.app,
+                protocol: protocol.as_str().to_owned(),
+                status,
+            }),
+            _ => Ok(rsp),
+        }
     }
     .await;
     result.unwrap_or_else(|error| error_response(&error))
@@ -248,7 +290,10 @@ fn app_request(
 
 fn error_response(error: &AppError) -> Response<Body> {
     let (status, cause) = match error {
-        AppError::OrigProto(_) | AppError::Uri { .. } => (StatusCode::BAD_REQUEST, "bad-request"),
+        AppError::OrigProto(_) | AppError::Uri { .. } | AppError::UpgradeToH2c { .. } => {
+            (StatusCode::BAD_REQUEST, "bad-request")
+        }
+        AppError::UpgradeIgnored { .. } => (StatusCode::BAD_GATEWAY, "app-upgrade"),
         AppError::Connect { .. } => (StatusCode::BAD_GATEWAY, "app-connect"),
         AppError::Request { .. } => (StatusCode::BAD_GATEWAY, "app-request"),
     };

@@ -536,3 +536,138 @@ async fn admin_config_shows_targets_routes_endpoints_and_the_certificate() {
     let expires = config["identity"]["expiresInSecs"].as_u64().unwrap();
     assert!((23 * 3600..=24 * 3600).contains(&expires), "{expires}");
 }
+
+/// A meshed pod as the mesh sees it: the real inbound side, with `id`'s
+/// certificate from `ca`, in front of a WebSocket-style app on loopback.
+/// The app answers `GET /chat` upgrades with `101`, an accept header
+/// derived from the key, and then echoes each read prefixed with `ws:`;
+/// `/refuse` with `426`; `/ignore` with a plain `200`.
+async fn meshed_websocket_pod(ca: &TestCa, id: &Identity) -> SocketAddr {
+    use crate::mesh::inbound::metrics::InboundMetrics;
+    use crate::mesh::inbound::{Inbound, InboundParams, InboundPolicy};
+    let app = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_addr = app.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = app.accept().await {
+            let service = service_fn(|mut req: Request<hyper::body::Incoming>| async move {
+                let key = req.headers().get("sec-websocket-key").cloned();
+                let upgrade = req.headers().get(http::header::UPGRADE).cloned();
+                let rsp = Response::builder();
+                let rsp = match (req.uri().path(), key, upgrade) {
+                    ("/chat", Some(key), Some(upgrade)) => {
+                        let on_upgrade = hyper::upgrade::on(&mut req);
+                        tokio::spawn(async move {
+                            let mut io = TokioIo::new(on_upgrade.await.unwrap());
+                            let mut buf = [0; 256];
+                            while let Ok(n @ 1..) = io.read(&mut buf).await {
+                                let mut echo = b"ws:".to_vec();
+                                echo.extend_from_slice(&buf[..n]);
+                                if io.write_all(&echo).await.is_err() {
+                                    break;
+                                }
+                            }
+                        });
+                        let accept = format!("accept-{}", key.to_str().unwrap());
+                        rsp.status(StatusCode::SWITCHING_PROTOCOLS)
+                            .header("connection", "upgrade")
+                            .header("upgrade", upgrade)
+                            .header("sec-websocket-accept", accept)
+                    }
+                    ("/refuse", ..) => rsp.status(StatusCode::UPGRADE_REQUIRED),
+                    _ => rsp.status(StatusCode::OK),
+                };
+                Ok::<_, std::convert::Infallible>(rsp.body(Empty::<Bytes>::new()).unwrap())
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .with_upgrades(),
+            );
+        }
+    });
+    let (_credentials, rx) = tokio::sync::watch::channel(Some(Arc::new(ca.credentials(id))));
+    let mut registry = Registry::default();
+    let params = InboundParams::new(InboundPolicy::Strict, false, Duration::from_secs(1));
+    let inbound = Inbound::new(
+        params,
+        rx,
+        InboundMetrics::register(&mut registry),
+        TcpMetrics::register(&mut registry),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        // Keeps the credentials published while the pod serves.
+        let _credentials = _credentials;
+        while let Ok((tcp, peer)) = listener.accept().await {
+            let inbound = inbound.clone();
+            tokio::spawn(async move { inbound.handle(tcp, peer, app_addr, app_addr).await });
+        }
+    });
+    addr
+}
+
+/// Sends an upgrade request for `path` on `tcp`; the response head.
+async fn upgrade_head(tcp: &mut TcpStream, path: &str, key: &str) -> String {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nhost: chat.shop.svc:9080\r\nconnection: Upgrade\r\n\
+         upgrade: websocket\r\nsec-websocket-key: {key}\r\nsec-websocket-version: 13\r\n\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap().to_ascii_lowercase()
+}
+
+#[tokio::test]
+async fn websocket_upgrades_reach_meshed_apps_over_mtls_http2() {
+    let ca = TestCa::new();
+    let chat = identity("shop", "chat");
+    let pod = meshed_websocket_pod(&ca, &chat).await;
+    let (outbound, _) = outbound(
+        one_endpoint(pod, Some(chat)),
+        Some(ca.credentials(&identity("web", "frontend"))),
+    );
+    let proxy = listen(outbound, "10.96.0.12:9080".parse().unwrap()).await;
+
+    // Two tunnels at once, over the one pooled HTTP/2 connection to the
+    // pod: the handshake is the app's own, and bytes flow both ways.
+    let mut first = TcpStream::connect(proxy).await.unwrap();
+    let mut second = TcpStream::connect(proxy).await.unwrap();
+    for (tcp, key) in [(&mut first, "a2V5LW9uZQ=="), (&mut second, "a2V5LXR3bw==")] {
+        let head = upgrade_head(tcp, "/chat", key).await;
+        assert!(head.starts_with("http/1.1 101"), "{head}");
+        assert!(head.contains("upgrade: websocket\r\n"), "{head}");
+        assert!(head.contains("connection: upgrade\r\n"), "{head}");
+        assert!(
+            head.contains(&format!(
+                "sec-websocket-accept: accept-{}\r\n",
+                key.to_ascii_lowercase()
+            )),
+            "{head}"
+        );
+    }
+    for round in 0..3 {
+        for (tcp, name) in [(&mut first, "first"), (&mut second, "second")] {
+            let line = format!("{name} {round}\n");
+            tcp.write_all(line.as_bytes()).await.unwrap();
+            let mut echoed = vec![0; line.len() + 3];
+            tcp.read_exact(&mut echoed).await.unwrap();
+            assert_eq!(String::from_utf8(echoed).unwrap(), format!("ws:{line}"));
+        }
+    }
+
+    // The app's refusal comes back as it is, and the connection stays
+    // HTTP; an app answering an upgrade with a plain 200 is an error that
+    // says so, rather than a tunnel to nowhere.
+    let mut tcp = TcpStream::connect(proxy).await.unwrap();
+    let head = upgrade_head(&mut tcp, "/refuse", "a2V5").await;
+    assert!(head.starts_with("http/1.1 426"), "{head}");
+    let head = upgrade_head(&mut tcp, "/ignore", "a2V5").await;
+    assert!(head.starts_with("http/1.1 502"), "{head}");
+    assert!(head.contains("ferry-error: app-upgrade\r\n"), "{head}");
+}
