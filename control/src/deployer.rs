@@ -1,7 +1,10 @@
-//! The gateway deployer: for each Gateway of a Ferry class, a Deployment
-//! of `ferry-proxy --mode gateway` and a Service, applied with server-side
+//! The gateway deployer: for each Gateway of a Ferry class, a
+//! ServiceAccount, a Deployment of `ferry-proxy --mode gateway` running as
+//! it and a Service ([`render`]), applied in that order with server-side
 //! apply (field manager `ferry-control`) while this replica leads, and the
-//! Gateway's `status.addresses` filled from the Service.
+//! Gateway's `status.addresses` filled from the Service. ferry-control
+//! needs RBAC to get, create and patch ServiceAccounts, Deployments and
+//! Services in the Gateways' namespaces.
 //!
 //! The plan is computed by the index task ([`plan`]); this task only
 //! applies what changed since its last successful apply.
@@ -9,15 +12,17 @@
 pub mod render;
 
 use std::collections::BTreeMap;
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_core::attach::is_ferry_class;
 use ferry_core::objects::{NsName, Objects};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::NamespaceResourceScope;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
@@ -42,7 +47,7 @@ pub enum DeployError {
     /// Applying an object failed.
     #[error("failed to apply {kind} {id} for Gateway {gateway}")]
     Apply {
-        /// Deployment or Service.
+        /// ServiceAccount, Deployment or Service.
         kind: &'static str,
         /// The object.
         id: NsName,
@@ -157,32 +162,12 @@ impl Deployer {
         let gateway = &r.gateway;
         if self.applied.get(gateway) != Some(r) {
             self.applied.remove(gateway);
-            let params = PatchParams::apply(FIELD_MANAGER).force();
-            let name = render::object_name(&gateway.name);
-            let id = NsName::new(&gateway.namespace, &name);
-            let deployments: Api<Deployment> =
-                Api::namespaced(self.client.clone(), &gateway.namespace);
-            let result = deployments
-                .patch(&name, &params, &Patch::Apply(&r.deployment))
-                .await;
-            self.metrics.status_write("Deployment", result.is_ok());
-            result.map_err(|source| DeployError::Apply {
-                kind: "Deployment",
-                id: id.clone(),
-                gateway: gateway.clone(),
-                source: Box::new(source),
-            })?;
-            let services: Api<Service> = Api::namespaced(self.client.clone(), &gateway.namespace);
-            let result = services
-                .patch(&name, &params, &Patch::Apply(&r.service))
-                .await;
-            self.metrics.status_write("Service", result.is_ok());
-            result.map_err(|source| DeployError::Apply {
-                kind: "Service",
-                id,
-                gateway: gateway.clone(),
-                source: Box::new(source),
-            })?;
+            // The ServiceAccount first: a pod naming a missing one is refused.
+            self.apply_object("ServiceAccount", gateway, &r.service_account)
+                .await?;
+            self.apply_object("Deployment", gateway, &r.deployment)
+                .await?;
+            self.apply_object("Service", gateway, &r.service).await?;
             tracing::info!(%gateway, "Deployed Gateway");
             self.applied.insert(gateway.clone(), r.clone());
         }
@@ -203,5 +188,30 @@ impl Deployer {
             })?;
         }
         Ok(())
+    }
+
+    /// Server-side applies `object` (a `kind` deployed for `gateway`, in
+    /// its namespace, named after it).
+    async fn apply_object<K>(
+        &self,
+        kind: &'static str,
+        gateway: &NsName,
+        object: &K,
+    ) -> Result<(), DeployError>
+    where
+        K: Resource<Scope = NamespaceResourceScope> + Clone + DeserializeOwned + Serialize + Debug,
+        K::DynamicType: Default,
+    {
+        let name = render::object_name(&gateway.name);
+        let api: Api<K> = Api::namespaced(self.client.clone(), &gateway.namespace);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let result = api.patch(&name, &params, &Patch::Apply(object)).await;
+        self.metrics.status_write(kind, result.is_ok());
+        result.map(drop).map_err(|source| DeployError::Apply {
+            kind,
+            id: NsName::new(&gateway.namespace, &name),
+            gateway: gateway.clone(),
+            source: Box::new(source),
+        })
     }
 }

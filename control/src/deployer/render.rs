@@ -1,11 +1,18 @@
-//! What a Ferry Gateway deploys, as values: a Deployment running
-//! `ferry-proxy --mode gateway` and a Service in front of it, both owned by
-//! the Gateway so they are garbage-collected with it.
+//! What a Ferry Gateway deploys, as values: a ServiceAccount of its own, a
+//! Deployment running `ferry-proxy --mode gateway` as that ServiceAccount
+//! and a Service in front of it, all owned by the Gateway so they are
+//! garbage-collected with it. The ServiceAccount gives each Gateway's
+//! proxies a mesh identity of their own
+//! (`spiffe://<trust-domain>/ns/<ns>/sa/<gateway>-ferry`) instead of the
+//! namespace's `default`, shared with every other workload using it. The
+//! proxy never calls the Kubernetes API (it authenticates to ferry-control
+//! with a projected token of audience `ferry`), so its pods get no API
+//! token (`automountServiceAccountToken: false`).
 //!
 //! Settings come from the parameters of the Gateway and its class
 //! ([`ferry_core::params`]: a ConfigMap with `serviceType`, `replicas` and
 //! `serviceAnnotations`), then from the Gateway's `spec.infrastructure`:
-//! its labels and annotations are copied onto both objects (as the spec
+//! its labels and annotations are copied onto every object (as the spec
 //! asks), and three Ferry annotations tune them where the parameters do
 //! not: `ferry.dev/service-type` (default `LoadBalancer`),
 //! `ferry.dev/replicas` (default 1) and `ferry.dev/proxy-image`.
@@ -20,7 +27,7 @@ use ferry_core::objects::api::Gateway;
 use ferry_core::objects::{GATEWAY_GROUP, NsName};
 use ferry_core::params::InfraParams;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use serde_json::{Value, json};
 
 use crate::ca::anchors::{CONFIG_MAP, CONFIG_MAP_KEY};
@@ -71,13 +78,17 @@ pub struct GatewayIdentity {
 pub struct Rendered {
     /// The Gateway.
     pub gateway: NsName,
+    /// The proxies' ServiceAccount (their mesh identity); applied first,
+    /// since a pod naming a missing ServiceAccount is refused.
+    pub service_account: ServiceAccount,
     /// The proxies.
     pub deployment: Deployment,
     /// Their Service.
     pub service: Service,
 }
 
-/// The name of the Deployment and Service of Gateway `name`.
+/// The name of the ServiceAccount, Deployment and Service of Gateway
+/// `name`.
 pub fn object_name(gateway: &str) -> String {
     let mut name = format!("{gateway}-ferry");
     name.truncate(63);
@@ -164,7 +175,10 @@ pub fn render(
         "readinessProbe": {"httpGet": {"path": "/ready", "port": ADMIN_PORT}},
         "livenessProbe": {"httpGet": {"path": "/live", "port": ADMIN_PORT}},
     });
-    let mut pod_spec = json!({});
+    let mut pod_spec = json!({
+        "serviceAccountName": name,
+        "automountServiceAccountToken": false,
+    });
     if let Some(identity) = &settings.identity {
         with_identity(&mut container, &mut pod_spec, identity);
     }
@@ -182,6 +196,11 @@ pub fn render(
             },
         },
     });
+    let service_account = json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": metadata,
+    });
     let service_ports: Vec<_> = ports
         .iter()
         .map(|p| json!({"name": format!("l{p}"), "port": p, "targetPort": p, "protocol": "TCP"}))
@@ -198,6 +217,7 @@ pub fn render(
     });
     Some(Rendered {
         gateway: id.clone(),
+        service_account: serde_json::from_value(service_account).ok()?,
         deployment: serde_json::from_value(deployment).ok()?,
         service: serde_json::from_value(service).ok()?,
     })
@@ -269,104 +289,4 @@ pub fn addresses(service: &Service) -> Vec<serde_json::Value> {
 }
 
 #[cfg(test)]
-mod tests {
-    use ferry_core::objects::{Object, load_yaml};
-
-    use super::*;
-
-    fn gateway() -> Gateway {
-        let yaml = r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: web, namespace: shop, uid: 0d5c6a1e}
-spec:
-  gatewayClassName: ferry
-  listeners: [{name: http, protocol: HTTP, port: 8080}]
-"#;
-        match load_yaml(yaml, "test.yaml").unwrap().objects.remove(0) {
-            Object::Gateway(gw) => gw,
-            other => panic!("expected a Gateway: {other:?}"),
-        }
-    }
-
-    fn pod_spec(settings: &DeploySettings) -> Value {
-        let id = NsName::new("shop", "web");
-        let rendered = render(&id, &gateway(), &InfraParams::default(), settings).unwrap();
-        serde_json::to_value(&rendered.deployment).unwrap()["spec"]["template"]["spec"].clone()
-    }
-
-    #[test]
-    fn proxies_get_an_identity_when_the_ca_runs() {
-        let mut settings = DeploySettings {
-            proxy_image: "ferry/proxy:test".into(),
-            discovery: "ferry-control.ferry-system.svc:8090".into(),
-            identity: None,
-        };
-        let plain = pod_spec(&settings);
-        assert_eq!(plain["volumes"], Value::Null);
-        assert_eq!(plain["containers"][0]["env"], Value::Null);
-
-        settings.identity = Some(GatewayIdentity {
-            trust_domain: "example.org".into(),
-            control_tls: Some("https://ferry-control.ferry-system.svc:8443".into()),
-        });
-        let spec = pod_spec(&settings);
-        let container = &spec["containers"][0];
-        let args = container["args"].as_array().unwrap();
-        let discovery = args.iter().position(|a| a == "--discovery").unwrap();
-        assert_eq!(
-            args[discovery + 1],
-            "https://ferry-control.ferry-system.svc:8443"
-        );
-        let env: BTreeMap<&str, &Value> = container["env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                let value = e
-                    .get("value")
-                    .unwrap_or(&e["valueFrom"]["fieldRef"]["fieldPath"]);
-                (e["name"].as_str().unwrap(), value)
-            })
-            .collect();
-        assert_eq!(
-            env,
-            BTreeMap::from([
-                ("FERRY_POD_NAMESPACE", &json!("metadata.namespace")),
-                ("FERRY_SERVICE_ACCOUNT", &json!("spec.serviceAccountName")),
-                ("FERRY_TRUST_DOMAIN", &json!("example.org")),
-                (
-                    "FERRY_IDENTITY_TOKEN",
-                    &json!("/var/run/secrets/ferry/identity/token")
-                ),
-                ("FERRY_TRUST_ANCHORS", &json!("/var/run/ferry/trust/ca.pem")),
-                (
-                    "FERRY_IDENTITY_ADDR",
-                    &json!("https://ferry-control.ferry-system.svc:8443")
-                ),
-            ])
-        );
-        let token = &spec["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"];
-        assert_eq!(
-            (&token["audience"], &token["path"]),
-            (&json!("ferry"), &json!("token"))
-        );
-        assert_eq!(
-            spec["volumes"][1]["configMap"]["name"],
-            "ferry-trust-anchors"
-        );
-        let mounts: Vec<&Value> = container["volumeMounts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| &m["mountPath"])
-            .collect();
-        assert_eq!(
-            mounts,
-            [
-                &json!("/var/run/secrets/ferry/identity"),
-                &json!("/var/run/ferry/trust")
-            ]
-        );
-    }
-}
+mod tests;

@@ -1,11 +1,13 @@
-//! Gateway deployer: a Deployment and a Service per Ferry Gateway, owned by
-//! it, tuned by `spec.infrastructure`, and the Gateway's addresses.
+//! Gateway deployer: a ServiceAccount, a Deployment running as it and a
+//! Service per Ferry Gateway, owned by it, tuned by `spec.infrastructure`,
+//! and the Gateway's addresses.
 
 use anyhow::Result;
 use ferry_harness::Cluster;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service, ServiceAccount};
 use kube::Api;
+use kube::api::PostParams;
 
 use crate::status::BASE;
 use crate::support::{apply, start_control, wait_for};
@@ -61,6 +63,36 @@ spec:
     assert_eq!(deployment.spec.as_ref().unwrap().replicas, Some(3));
     assert_eq!(deployment.metadata.labels.as_ref().unwrap()["team"], "shop");
     let pod_spec = deployment.spec.unwrap().template.spec.unwrap();
+    // The proxies run as the Gateway's own ServiceAccount, owned by it like
+    // the rest, without an API token.
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), ns);
+    let account = accounts.get("internal-ferry").await?;
+    assert_eq!(
+        account.metadata.owner_references.as_ref(),
+        service.metadata.owner_references.as_ref()
+    );
+    assert_eq!(account.metadata.labels.as_ref().unwrap()["team"], "shop");
+    assert_eq!(
+        pod_spec.service_account_name.as_deref(),
+        Some("internal-ferry")
+    );
+    assert_eq!(pod_spec.automount_service_account_token, Some(false));
+    // The apiserver admits a pod of the template (its ServiceAccount
+    // exists) and adds no API token volume to it.
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "internal-ferry-0"},
+        "spec": pod_spec,
+    }))?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let pod = pods.create(&PostParams::default(), &pod).await?;
+    let volumes: Vec<String> = pod
+        .spec
+        .and_then(|s| s.volumes)
+        .into_iter()
+        .flatten()
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(volumes, ["ferry-identity", "ferry-trust-anchors"]);
     let container = &pod_spec.containers[0];
     let args = container.args.clone().unwrap().join(" ");
     assert!(args.contains("--mode gateway"), "{args}");

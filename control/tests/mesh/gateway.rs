@@ -1,6 +1,7 @@
 //! A gateway pod in the mesh: `ferry-proxy --mode gateway` with a workload
-//! identity (its ServiceAccount's token and the trust anchors) serving a
-//! Gateway streamed from ferry-control, in a network namespace of its own
+//! identity (the token of the ServiceAccount the deployer gives its
+//! Gateway, and the trust anchors) serving a Gateway streamed from
+//! ferry-control, in a network namespace of its own
 //! (no nat rules: a gateway is called directly).
 //!
 //! * `gateway_reaches_meshed_backends_over_mtls`: a route to a Service
@@ -14,6 +15,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
+use ferry_control::deployer::render::object_name;
 use ferry_core::objects::api::{Gateway, GatewayClass};
 use ferry_netns::Pod;
 use kube::Api;
@@ -54,10 +56,11 @@ async fn gateway_objects(world: &World, namespace: &str) -> Result<()> {
 }
 
 /// Starts the gateway proxy of Gateway `namespace/web` in its own pod, as
-/// ServiceAccount `gateway` of `namespace`, and waits until it serves.
+/// the ServiceAccount the deployer runs it as, and waits until it serves.
 async fn gateway_pod(world: &mut World, namespace: &str) -> Result<(Pod, SocketAddr)> {
     let (netns, ip) = world.plain_pod("gateway", App::None)?;
-    let token = world.token(namespace, "gateway").await?;
+    let account = object_name("web");
+    let token = world.token(namespace, &account).await?;
     let anchors = world.dir.path().join(format!("{namespace}-ca.pem"));
     let proxy = ferry_harness::workspace_binary("ferry-proxy")?;
     let log = std::env::var("FERRY_TEST_MESH_LOG").unwrap_or_else(|_| "warn".into());
@@ -68,7 +71,7 @@ async fn gateway_pod(world: &mut World, namespace: &str) -> Result<(Pod, SocketA
         .args(["--gateway", &format!("{namespace}/web")])
         .env("FERRY_LOG", log)
         .env("FERRY_POD_NAMESPACE", namespace)
-        .env("FERRY_SERVICE_ACCOUNT", "gateway")
+        .env("FERRY_SERVICE_ACCOUNT", &account)
         .env("FERRY_TRUST_DOMAIN", TRUST_DOMAIN)
         .env("FERRY_IDENTITY_TOKEN", &token)
         .env("FERRY_TRUST_ANCHORS", &anchors);
@@ -145,7 +148,7 @@ async fn gateway_reaches_meshed_backends_over_mtls() -> Result<()> {
     let identity = config(&gateway)?["identity"].clone();
     assert_eq!(
         identity["identity"],
-        format!("spiffe://{TRUST_DOMAIN}/ns/{edge}/sa/gateway"),
+        format!("spiffe://{TRUST_DOMAIN}/ns/{edge}/sa/web-ferry"),
         "{identity}"
     );
     assert!(identity["expiresInSecs"].as_u64() > Some(0), "{identity}");
