@@ -6,10 +6,11 @@
 //!
 //! * `gateway_reaches_meshed_backends_over_mtls`: a route to a Service
 //!   whose pod's sidecar is strict (it refuses anything but mesh mTLS) is
-//!   served through the gateway; a route to a Service whose pod's sidecar
-//!   holds another identity than its Pod's ServiceAccount (permissive: it
-//!   would serve plaintext) fails, since the gateway checks who answers;
-//!   the gateway's `/config` shows its certificate.
+//!   served through the gateway, WebSocket included; a route to a Service
+//!   whose pod's sidecar holds another identity than its Pod's
+//!   ServiceAccount (permissive: it would serve plaintext) fails, since the
+//!   gateway checks who answers; the gateway's `/config` shows its
+//!   certificate.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ use kube::api::PostParams;
 use serde_json::{Value, json};
 
 use crate::world::{App, NODE, PodSpec, RELAY_PORT, TRUST_DOMAIN, World};
-use crate::{Tally, create, load, service, skip};
+use crate::{Tally, create, load, service, skip, websocket};
 
 /// The gateway's listener port.
 const LISTENER: u16 = 8080;
@@ -171,6 +172,10 @@ async fn gateway_reaches_meshed_backends_over_mtls() -> Result<()> {
     }
     let tally = load(&world.node, listener, 200, "-").await?;
     assert_eq!(tally, Tally::from([("strict".to_owned(), 200)]));
+    // A WebSocket through the gateway to the strict pod: an extended
+    // CONNECT stream inside the gateway's mesh mTLS.
+    let answers = websocket(&world.node, listener, &["through", "the gateway"]).await?;
+    assert_eq!(answers, ["ws strict: through", "ws strict: the gateway"]);
     let backends = config(&gateway)?;
     assert!(
         backends["backends"]
