@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use ferry_core::model::{BackendId, BackendProtocol, Endpoint};
+use ferry_core::model::{BackendProtocol, Endpoint};
+use futures_util::future::Either;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::upgrade::OnUpgrade;
@@ -19,6 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tower::Service;
 
 use self::dns::Resolver;
+pub use self::http1::SendError;
 use super::hygiene::is_upgrade;
 use super::{BoxFuture, Target, balance::Selected};
 use crate::body::{self, Body};
@@ -79,35 +81,21 @@ impl Client {
         }
     }
 
-    /// Sends over the HTTP/1.1 pool, splicing an accepted upgrade.
-    fn send_http1(
+    /// Sends `req` to `endpoint` over the HTTP/1.1 pool. When the endpoint
+    /// accepts an upgrade the request asked for, the request's side of it
+    /// (the calling connection, or a stream carrying it) is spliced to the
+    /// endpoint's.
+    pub fn send_http1(
         &self,
-        backend: BackendId,
         endpoint: Endpoint,
         mut req: Request<Body>,
-    ) -> impl Future<Output = Result<Response<Body>, ProxyError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Response<Body>, SendError>> + Send + 'static {
         *req.version_mut() = Version::HTTP_11;
         let client_upgrade: Option<OnUpgrade> =
             is_upgrade(req.headers()).then(|| hyper::upgrade::on(&mut req));
         let pool = self.pools.http1.clone();
         async move {
-            let mut rsp = match pool.send(endpoint.clone(), req).await {
-                Ok(rsp) => rsp,
-                Err(http1::SendError::Connect(source)) => {
-                    return Err(ProxyError::Connect {
-                        backend,
-                        endpoint,
-                        source,
-                    });
-                }
-                Err(http1::SendError::Upstream(source)) => {
-                    return Err(ProxyError::Upstream {
-                        backend,
-                        endpoint,
-                        source,
-                    });
-                }
-            };
+            let mut rsp = pool.send(endpoint, req).await?;
             if rsp.status() == StatusCode::SWITCHING_PROTOCOLS
                 && let Some(client_upgrade) = client_upgrade
             {
@@ -115,6 +103,28 @@ impl Client {
                 tokio::spawn(tunnel(client_upgrade, backend_upgrade));
             }
             Ok(rsp)
+        }
+    }
+
+    /// Sends `req` to `endpoint` over its multiplexed h2c connection.
+    fn send_h2c(
+        &self,
+        endpoint: &Endpoint,
+        mut req: Request<Body>,
+    ) -> impl Future<Output = Result<Response<Body>, SendError>> + Send + 'static {
+        let uri = endpoint_uri(endpoint, req.uri());
+        let pools = self.pools.clone();
+        async move {
+            *req.uri_mut() = uri.map_err(|error| SendError::Connect(Box::new(error)))?;
+            *req.version_mut() = Version::HTTP_2;
+            let rsp = pools.h2c.request(req).await.map_err(|error| {
+                if error.is_connect() {
+                    SendError::Connect(Box::new(error))
+                } else {
+                    SendError::Upstream(Box::new(error))
+                }
+            })?;
+            Ok(rsp.map(body::boxed))
         }
     }
 }
@@ -139,44 +149,25 @@ impl Service<Request<Body>> for Client {
                 })
             });
         };
-        let backend = target.id;
-        let endpoint = selected.endpoint;
-        if selected.protocol != BackendProtocol::H2c {
-            return Box::pin(self.send_http1(backend, endpoint, req));
-        }
-        let uri = match endpoint_uri(&endpoint, req.uri()) {
-            Ok(uri) => uri,
-            Err(error) => {
-                return Box::pin(async move {
-                    Err(ProxyError::Connect {
-                        backend,
-                        endpoint,
-                        source: Box::new(error),
-                    })
-                });
-            }
+        let (backend, endpoint) = (target.id, selected.endpoint);
+        let response = if selected.protocol == BackendProtocol::H2c {
+            Either::Left(self.send_h2c(&endpoint, req))
+        } else {
+            Either::Right(self.send_http1(endpoint.clone(), req))
         };
-        *req.uri_mut() = uri;
-        *req.version_mut() = Version::HTTP_2;
-        let response = self.pools.h2c.request(req);
         Box::pin(async move {
-            let rsp = response.await.map_err(|error| {
-                let source = Box::new(error);
-                if source.is_connect() {
-                    ProxyError::Connect {
-                        backend: backend.clone(),
-                        endpoint: endpoint.clone(),
-                        source,
-                    }
-                } else {
-                    ProxyError::Upstream {
-                        backend: backend.clone(),
-                        endpoint: endpoint.clone(),
-                        source,
-                    }
-                }
-            })?;
-            Ok(rsp.map(body::boxed))
+            response.await.map_err(|error| match error {
+                SendError::Connect(source) => ProxyError::Connect {
+                    backend,
+                    endpoint,
+                    source,
+                },
+                SendError::Upstream(source) => ProxyError::Upstream {
+                    backend,
+                    endpoint,
+                    source,
+                },
+            })
         })
     }
 }

@@ -14,20 +14,20 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use ferry_core::model::Endpoint;
 use http::header::{self, HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
 use hyper::service::service_fn;
-use hyper_util::client::legacy::{self, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::body::{self, Body, BoxError};
 use crate::mesh::{CLIENT_IDENTITY_HEADER, ORIG_PROTO_HEADER, upgrade};
-use crate::proxy::client::tunnel;
+use crate::proxy::client::{Client, ClientParams, SendError};
 use crate::proxy::route::FERRY_ERROR;
 
 /// The app's HTTP version, from [`ORIG_PROTO_HEADER`].
@@ -71,10 +71,12 @@ enum AppError {
     },
 }
 
-/// Connections to the app, shared by every inbound connection.
+/// Connections to the app, shared by every inbound connection: HTTP/1.1
+/// through the proxy's own keep-alive pool, h2c over one connection per
+/// app port that keeps the client's authority.
 #[derive(Debug)]
 pub struct AppClient {
-    http1: legacy::Client<HttpConnector, Body>,
+    http1: Client,
     h2c: Mutex<HashMap<SocketAddr, SendRequest<Body>>>,
     connect_timeout: Duration,
 }
@@ -93,15 +95,12 @@ pub struct Forward {
 impl AppClient {
     /// Pools whose connects give up after `connect_timeout`.
     pub fn new(connect_timeout: Duration) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        let http1 = legacy::Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+        let params = ClientParams {
+            connect_timeout,
+            ..ClientParams::default()
+        };
         Self {
-            http1,
+            http1: Client::new(params),
             h2c: Mutex::new(HashMap::new()),
             connect_timeout,
         }
@@ -114,19 +113,13 @@ impl AppClient {
         app: SocketAddr,
     ) -> Result<Response<Body>, AppError> {
         let response = match proto {
-            AppProtocol::Http1 => self.http1.request(req).await.map_err(|error| {
-                if error.is_connect() {
-                    AppError::Connect {
-                        app,
-                        source: error.into(),
-                    }
-                } else {
-                    AppError::Request {
-                        app,
-                        source: error.into(),
-                    }
-                }
-            })?,
+            AppProtocol::Http1 => {
+                let sent = self.http1.send_http1(Endpoint::Addr(app), req).await;
+                return sent.map_err(|error| match error {
+                    SendError::Connect(source) => AppError::Connect { app, source },
+                    SendError::Upstream(source) => AppError::Request { app, source },
+                });
+            }
             AppProtocol::H2c => {
                 let mut sender = self.h2c_sender(app).await?;
                 sender
@@ -202,13 +195,12 @@ async fn to_app(
     forward: &Forward,
     mut req: Request<Incoming>,
 ) -> Response<Body> {
-    let upgrade = upgrade::from_connect(&mut req).map(|protocol| {
-        let stream = hyper::upgrade::on(&mut req);
-        (protocol, stream)
-    });
+    // The request keeps the stream's side of the upgrade: the HTTP/1.1
+    // pool splices it to the app's once the app answers 101.
+    let upgrade = upgrade::from_connect(&mut req);
     let result = async {
         let (proto, req) = app_request(req.map(body::boxed), forward)?;
-        let Some((protocol, stream)) = upgrade else {
+        let Some(protocol) = upgrade else {
             return client.send(req, proto, forward.app).await;
         };
         if proto != AppProtocol::Http1 {
@@ -218,9 +210,7 @@ async fn to_app(
         let mut rsp = client.send(req, proto, forward.app).await?;
         match rsp.status() {
             StatusCode::SWITCHING_PROTOCOLS => {
-                let app_side = hyper::upgrade::on(&mut rsp);
                 upgrade::into_connect_response(&mut rsp);
-                tokio::spawn(tunnel(stream, app_side));
                 Ok(rsp)
             }
             // A 2xx would open the tunnel on the client's side.

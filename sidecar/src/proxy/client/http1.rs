@@ -43,9 +43,9 @@ struct Idle {
     since: Instant,
 }
 
-/// Why an exchange failed.
+/// Why an exchange with an endpoint failed.
 #[derive(Debug)]
-pub(super) enum SendError {
+pub enum SendError {
     /// No connection could be made.
     Connect(BoxError),
     /// The request was sent (or sending began) and no response came back.
