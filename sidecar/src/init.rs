@@ -20,7 +20,13 @@
 //! again gives the same table. The input is printed before it is applied;
 //! `--dry-run` only prints it (as for an empty table).
 //!
-//! IPv4 always; with `--ipv6` the same rules go to `ip6tables` as well.
+//! IPv4 always. The same rules go to `ip6tables` as well when the pod has
+//! an IPv6 address of global scope (ULA included) at init time
+//! (`--ipv6 auto`, the default: the CNI has configured the pod's network
+//! before any init container runs), so that a dual-stack pod's IPv6 traffic
+//! cannot go around the proxy; `--ipv6` (`always`) and `--ipv6 never`
+//! override the detection. Link-local addresses alone do not count: Service
+//! traffic never uses them, and IPv4-only nodes may lack IPv6 nat.
 
 mod apply;
 mod rules;
@@ -50,13 +56,38 @@ pub struct InitArgs {
     /// Comma-separated destination ports of outbound TCP not to redirect.
     #[arg(long, env = "FERRY_EXCLUDE_OUTBOUND_PORTS", value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..))]
     pub exclude_outbound_ports: Vec<u16>,
-    /// Also install the rules with ip6tables.
-    #[arg(long, env = "FERRY_INIT_IPV6")]
-    pub ipv6: bool,
+    /// Whether the rules also go to ip6tables: when the pod has a global
+    /// IPv6 address (`auto`), `always` (`--ipv6` alone), or `never`.
+    #[arg(
+        long,
+        env = "FERRY_INIT_IPV6",
+        value_enum,
+        default_value_t = Ipv6Mode::Auto,
+        num_args = 0..=1,
+        default_missing_value = "always"
+    )]
+    pub ipv6: Ipv6Mode,
     /// Print the rules (as for an empty nat table) and change nothing.
     #[arg(long)]
     pub dry_run: bool,
 }
+
+/// When `init` installs the ip6tables rules too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Ipv6Mode {
+    /// When the pod has an IPv6 address of global scope.
+    Auto,
+    /// Always (`true` is accepted as well).
+    #[value(alias = "true")]
+    Always,
+    /// Never (`false` is accepted as well).
+    #[value(alias = "false")]
+    Never,
+}
+
+/// Where the kernel lists a network namespace's IPv6 addresses; absent
+/// when IPv6 is disabled.
+const IF_INET6: &str = "/proc/net/if_inet6";
 
 /// Why `init` failed.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +151,23 @@ fn sorted(ports: &[u16]) -> Vec<u16> {
 /// installs them.
 pub fn run(args: &InitArgs, out: &mut impl std::io::Write) -> Result<(), InitError> {
     let interception = args.interception();
-    let families: &[(Family, &str)] = if args.ipv6 {
+    let ipv6 = match args.ipv6 {
+        Ipv6Mode::Always => true,
+        Ipv6Mode::Never => false,
+        Ipv6Mode::Auto => {
+            let listed = std::fs::read_to_string(IF_INET6).unwrap_or_default();
+            let found = global_ipv6_interface(&listed);
+            let _ = match &found {
+                Some(interface) => writeln!(
+                    out,
+                    "# IPv6 address of global scope on {interface}: ip6tables rules too"
+                ),
+                None => writeln!(out, "# no IPv6 address of global scope: IPv4 rules only"),
+            };
+            found.is_some()
+        }
+    };
+    let families: &[(Family, &str)] = if ipv6 {
         &[(IPV4, "iptables"), (IPV6, "ip6tables")]
     } else {
         &[(IPV4, "iptables")]
@@ -144,6 +191,19 @@ pub fn run(args: &InitArgs, out: &mut impl std::io::Write) -> Result<(), InitErr
         tracing::info!(family = name, "Installed interception rules");
     }
     Ok(())
+}
+
+/// The first interface other than loopback with an IPv6 address of global
+/// scope in `if_inet6` (the text of `/proc/net/if_inet6`: address, index,
+/// prefix length, scope, flags, name).
+fn global_ipv6_interface(if_inet6: &str) -> Option<&str> {
+    if_inet6.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields[..] {
+            [_, _, _, "00", _, name] if name != "lo" => Some(name),
+            _ => None,
+        }
+    })
 }
 
 #[cfg(test)]

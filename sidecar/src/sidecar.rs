@@ -35,8 +35,9 @@
 //!   bytes by direction and original destination), `/config`, and the app's
 //!   own HTTP probes under `/app-probe/<container>/<kind>`
 //!   (`FERRY_APP_PROBES`, see the ferry-injector crate doc).
-//! * IPv6 listeners are bound when the pod has IPv6 (they serve the rules of
-//!   `ferry-proxy init --ipv6`); without it the proxy runs on IPv4 alone.
+//! * IPv6 listeners are bound when the pod has IPv6 (they serve the
+//!   ip6tables rules `ferry-proxy init` installs when the pod has a global
+//!   IPv6 address); without it the proxy runs on IPv4 alone.
 //! * `ferry-proxy await` ([`crate::await_ready`]) holds a classic sidecar's
 //!   app until `/ready` answers.
 //!

@@ -13,7 +13,8 @@
 //! made as UID 2102 is not counted); excluded ports bypass both sidecars; the
 //! admin port is reachable from outside; app probes are served on it; rules
 //! are idempotent; the namespaces are gone afterwards. A second test does
-//! the same over IPv6 (`init --ipv6`, ULA addresses inside the namespaces).
+//! the same over IPv6 (ip6tables rules when the pod has a global IPv6
+//! address, ULA addresses inside the namespaces).
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{Ipv4Addr, TcpListener};
@@ -199,6 +200,15 @@ fn sidecars_intercept_and_forward_between_pods() -> Result<()> {
         printed.contains("-A OUTPUT -p tcp -j FERRY_OUTBOUND\n"),
         "{printed}"
     );
+    // Link-local IPv6 only: no ip6tables rules.
+    assert!(
+        printed.contains("# no IPv6 address of global scope: IPv4 rules only\n"),
+        "{printed}"
+    );
+    assert!(!printed.contains("# ip6tables rules"), "{printed}");
+    let saved6 = client.run(&["ip6tables-save", "-t", "nat"])?;
+    let saved6 = String::from_utf8_lossy(&saved6.stdout);
+    assert!(!saved6.contains("FERRY_"), "{saved6}");
     init(&client, &[])?;
     init(&server, &[])?;
     let saved = client.run(&["iptables-save", "-t", "nat"])?;
@@ -299,10 +309,11 @@ fn sidecars_intercept_and_forward_between_pods() -> Result<()> {
     Ok(())
 }
 
-/// The same path over IPv6 (`init --ipv6`, the sidecar's IPv6 listeners,
+/// The same path over IPv6 (ip6tables rules from `init`, detected or
+/// asked for with `--ipv6`; the sidecar's IPv6 listeners;
 /// IP6T_SO_ORIGINAL_DST), with ULA addresses inside the test's namespaces.
 #[test]
-fn ipv6_is_intercepted_with_init_ipv6() -> Result<()> {
+fn ipv6_is_intercepted_when_the_pod_has_it() -> Result<()> {
     if let Some(reason) = unavailable() {
         eprintln!("skipped: {reason}");
         return Ok(());
@@ -312,7 +323,13 @@ fn ipv6_is_intercepted_with_init_ipv6() -> Result<()> {
         pod.run(&["ip", "-6", "addr", "add", addr, "dev", "eth0", "nodad"])?;
     }
     wait_for(&server, "http://[::1]:7000/")?;
-    let printed = init(&client, &["--ipv6"])?;
+    // The client's init finds the ULA address by itself; the server's is
+    // told.
+    let printed = init(&client, &[])?;
+    assert!(
+        printed.contains("# IPv6 address of global scope on eth0: ip6tables rules too\n"),
+        "{printed}"
+    );
     assert!(printed.contains("# ip6tables rules\n"), "{printed}");
     init(&server, &["--ipv6"])?;
     let saved = client.run(&["ip6tables-save", "-t", "nat"])?;

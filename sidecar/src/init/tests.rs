@@ -38,10 +38,53 @@ fn default_flags_match_the_golden_rules() {
 fn dry_run_prints_the_rules_and_needs_no_iptables() {
     let mut init = args(&["--exclude-inbound-ports", "4191,22", "--dry-run"]);
     init.exclude_outbound_ports = vec![5432];
-    let mut out = Vec::new();
-    run(&init, &mut out).unwrap();
-    let out = String::from_utf8(out).unwrap();
-    assert_eq!(out, format!("# iptables rules\n{GOLDEN}"));
+    let dry_run = |init: &InitArgs| {
+        let mut out = Vec::new();
+        run(init, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    init.ipv6 = Ipv6Mode::Never;
+    assert_eq!(dry_run(&init), format!("# iptables rules\n{GOLDEN}"));
+    init.ipv6 = Ipv6Mode::Always;
+    assert_eq!(
+        dry_run(&init),
+        format!("# iptables rules\n{GOLDEN}# ip6tables rules\n{GOLDEN}")
+    );
+}
+
+#[test]
+fn ipv6_is_detected_by_default_and_can_be_forced_either_way() {
+    assert_eq!(args(&[]).ipv6, Ipv6Mode::Auto);
+    assert_eq!(args(&["--ipv6"]).ipv6, Ipv6Mode::Always);
+    for (value, mode) in [
+        ("auto", Ipv6Mode::Auto),
+        ("always", Ipv6Mode::Always),
+        ("true", Ipv6Mode::Always),
+        ("never", Ipv6Mode::Never),
+        ("false", Ipv6Mode::Never),
+    ] {
+        assert_eq!(args(&["--ipv6", value]).ipv6, mode, "{value}");
+    }
+    assert!(Cli::try_parse_from(["init", "--ipv6", "sometimes"]).is_err());
+}
+
+#[test]
+fn only_a_global_ipv6_address_off_loopback_counts() {
+    let loopback = "00000000000000000000000000000001 01 80 10 80       lo\n";
+    let link_local = "fe8000000000000000fc00fffe000001 04 40 20 80     eth0\n";
+    let ula = "fd000000000000000000000000000002 04 40 00 82     eth0\n";
+    let global = "20010db8000000000000000000000005 05 40 00 00     net1\n";
+    assert_eq!(global_ipv6_interface(""), None);
+    assert_eq!(global_ipv6_interface(loopback), None);
+    assert_eq!(
+        global_ipv6_interface(&[loopback, link_local].concat()),
+        None
+    );
+    let dual = [loopback, link_local, ula].concat();
+    assert_eq!(global_ipv6_interface(&dual), Some("eth0"));
+    let second = [loopback, link_local, global].concat();
+    assert_eq!(global_ipv6_interface(&second), Some("net1"));
+    assert_eq!(global_ipv6_interface("garbage\n\n00 00\n"), None);
 }
 
 #[test]
