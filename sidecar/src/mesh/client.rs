@@ -63,14 +63,16 @@ pub struct MeshClient {
 
 type Sender = http2::SendRequest<Body>;
 
-/// Connections by endpoint and expected identity.
-type Connections = HashMap<(SocketAddr, Identity), Pooled>;
+/// Connections by endpoint.
+type Connections = HashMap<SocketAddr, Pooled>;
 
 /// One HTTP/2 connection per meshed endpoint and identity, made by the
 /// first request that needs it and shared by the rest. A connection
 /// unused for `idle_timeout` is dropped (it closes once its last request
 /// ends) when another endpoint is dialled, so endpoints that went away do
-/// not keep connections.
+/// not keep connections. An endpoint now expected to prove another
+/// identity (its address reused by another workload) gets a new
+/// connection.
 #[derive(Debug)]
 struct Pool {
     dialer: Dialer,
@@ -78,9 +80,11 @@ struct Pool {
     connections: Mutex<Connections>,
 }
 
-/// A connection being made or made, and when a request last took it.
+/// A connection being made or made to an endpoint expected to prove
+/// `identity`, and when a request last took it.
 #[derive(Debug)]
 struct Pooled {
+    identity: Identity,
     cell: Arc<OnceCell<Sender>>,
     last_used: Instant,
 }
@@ -156,12 +160,14 @@ impl Service<Request<Body>> for MeshClient {
             req.extensions().get::<EndpointIdentities>(),
         ) {
             (Some(selected), Some(identities)) => match &selected.endpoint {
-                Endpoint::Addr(addr) => identities.0.get(addr).map(|id| (*addr, id.clone())),
-                Endpoint::Dns { .. } => None,
+                Endpoint::Addr(addr) if identities.0.contains_key(addr) => {
+                    Some((*addr, identities.0.clone()))
+                }
+                _ => None,
             },
             _ => None,
         };
-        let Some((addr, identity)) = meshed else {
+        let Some((addr, identities)) = meshed else {
             return self.plain.call(req);
         };
         let (Some(target), Some(selected)) = (
@@ -187,8 +193,9 @@ impl Service<Request<Body>> for MeshClient {
         });
         let pool = self.pool.clone();
         Box::pin(async move {
+            let identity = &identities[&addr];
             let mut sender =
-                pool.sender(addr, &identity)
+                pool.sender(addr, identity)
                     .await
                     .map_err(|source| ProxyError::Connect {
                         backend: backend.clone(),
@@ -201,7 +208,7 @@ impl Service<Request<Body>> for MeshClient {
             }
             .await;
             let mut rsp = result.map_err(|error| {
-                pool.forget(addr, &identity);
+                pool.forget(addr, identity);
                 ProxyError::Upstream {
                     backend,
                     endpoint,
@@ -258,15 +265,18 @@ impl Pool {
         let cell = {
             let now = Instant::now();
             let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
-            let key = (addr, identity.clone());
-            if !connections.contains_key(&key) {
+            if !connections.contains_key(&addr) {
                 evict_idle(&mut connections, now, self.idle_timeout);
             }
-            let pooled = connections.entry(key).or_insert_with(|| Pooled {
+            let pooled = connections.entry(addr).or_insert_with(|| Pooled {
+                identity: identity.clone(),
                 cell: Arc::default(),
                 last_used: now,
             });
-            if pooled.cell.get().is_some_and(|s| s.is_closed()) {
+            if pooled.identity != *identity {
+                pooled.identity = identity.clone();
+                pooled.cell = Arc::default();
+            } else if pooled.cell.get().is_some_and(|s| s.is_closed()) {
                 pooled.cell = Arc::default();
             }
             pooled.last_used = now;
@@ -296,12 +306,11 @@ impl Pool {
     /// the next one dials anew.
     fn forget(&self, addr: SocketAddr, identity: &Identity) {
         let mut connections = self.connections.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (addr, identity.clone());
         if connections
-            .get(&key)
-            .is_some_and(|p| p.cell.get().is_none_or(|s| s.is_closed()))
+            .get(&addr)
+            .is_some_and(|p| p.identity == *identity && p.cell.get().is_none_or(|s| s.is_closed()))
         {
-            connections.remove(&key);
+            connections.remove(&addr);
         }
     }
 }
@@ -322,16 +331,17 @@ mod tests {
         let id = |sa: &str| Identity::new("cluster.local", "shop", sa).unwrap();
         let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
         let mut connections = Connections::new();
-        let pooled = || Pooled {
+        let pooled = |sa: &str| Pooled {
+            identity: id(sa),
             cell: Arc::default(),
             last_used: Instant::now(),
         };
-        connections.insert((addr("10.1.0.1:80"), id("a")), pooled());
+        connections.insert(addr("10.1.0.1:80"), pooled("a"));
         tokio::time::advance(Duration::from_secs(40)).await;
-        connections.insert((addr("10.1.0.2:80"), id("b")), pooled());
+        connections.insert(addr("10.1.0.2:80"), pooled("b"));
         tokio::time::advance(Duration::from_secs(30)).await;
         evict_idle(&mut connections, Instant::now(), Duration::from_secs(60));
-        let kept: Vec<_> = connections.keys().map(|(a, _)| *a).collect();
+        let kept: Vec<_> = connections.keys().copied().collect();
         assert_eq!(kept, [addr("10.1.0.2:80")]);
     }
 }

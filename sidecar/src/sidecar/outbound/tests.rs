@@ -671,3 +671,60 @@ async fn websocket_upgrades_reach_meshed_apps_over_mtls_http2() {
     assert!(head.starts_with("http/1.1 502"), "{head}");
     assert!(head.contains("ferry-error: app-upgrade\r\n"), "{head}");
 }
+
+#[tokio::test]
+async fn a_pooled_mesh_connection_is_reused_only_for_the_identity_it_proved() {
+    use std::collections::HashMap;
+
+    use ferry_core::model::{BackendId, ProxyConfig};
+    use tower::{Service as _, ServiceExt as _};
+
+    use crate::mesh::client::{EndpointIdentities, MeshClient};
+    use crate::mesh::dial::Dialer;
+    use crate::proxy::Target;
+    use crate::proxy::balance::Selected;
+    use crate::proxy::client::{Client, ClientParams};
+
+    let ca = TestCa::new();
+    let reviews = identity("shop", "reviews");
+    let (addr, seen) = fake_inbound(&ca, &reviews, "reviews").await;
+    let (_credentials, rx) =
+        tokio::sync::watch::channel(Some(Arc::new(ca.credentials(&identity("web", "frontend")))));
+    let dialer = Dialer::new(rx, Duration::from_secs(2), Default::default());
+    let plain = Client::new(ClientParams::default());
+    let mut client = MeshClient::new(dialer, plain, Duration::from_secs(60));
+    let request = |expected: &Identity| {
+        let mut req = Request::get("http://reviews.shop:9080/")
+            .body(crate::body::empty())
+            .unwrap();
+        let extensions = req.extensions_mut();
+        extensions.insert(Target {
+            config: Arc::new(ProxyConfig::default()),
+            id: BackendId {
+                namespace: "shop".into(),
+                name: "reviews".into(),
+                port: 9080,
+            },
+        });
+        extensions.insert(Selected {
+            endpoint: Endpoint::Addr(addr),
+            protocol: BackendProtocol::Http1,
+        });
+        let identities = HashMap::from([(addr, expected.clone())]);
+        extensions.insert(EndpointIdentities(Arc::new(identities)));
+        req
+    };
+    for _ in 0..3 {
+        let rsp = client.ready().await.unwrap().call(request(&reviews)).await;
+        assert_eq!(rsp.unwrap().status(), StatusCode::OK);
+    }
+    // Now the address is expected to be another workload: the connection
+    // that proved `reviews` is not reused, and the new one is refused.
+    let ratings = identity("shop", "ratings");
+    let rsp = client.ready().await.unwrap().call(request(&ratings)).await;
+    assert!(rsp.is_err(), "{rsp:?}");
+    assert_eq!(seen.lock().unwrap().len(), 3);
+    // And back: a connection for `reviews` again.
+    let rsp = client.ready().await.unwrap().call(request(&reviews)).await;
+    assert_eq!(rsp.unwrap().status(), StatusCode::OK);
+}
