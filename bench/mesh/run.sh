@@ -3,7 +3,9 @@
 # of the direct path (client and server pods outside the mesh) against the
 # mesh path (client app -> outbound sidecar -> mTLS HTTP/2 -> inbound
 # sidecar -> server app), in network namespaces on one bridge, with a real
-# apiserver and ferry-control (the e2e world of control/tests/mesh/).
+# apiserver and ferry-control (the e2e world of control/tests/mesh/), and
+# against two HAProxy relays (HTTP, no TLS) in the sidecars' places: the
+# floor a pair of proxies pays on this machine.
 # Alternating rounds; medians reported; then each sidecar's RSS.
 #
 #   bench/mesh/run.sh [ROUNDS] [SECONDS]     (root: network namespaces)
@@ -12,7 +14,9 @@ cd "$(dirname "$0")/../.."
 ROUNDS=${1:-3}
 SECS=${2:-10}
 
-command -v hey >/dev/null || apt-get install -y -qq hey >/dev/null
+for tool in hey haproxy; do
+  command -v $tool >/dev/null || apt-get install -y -qq $tool >/dev/null
+done
 tests/setup.sh
 # The release build of the proxies, ferry-control and the e2e world.
 cargo build --quiet --release -p ferry-proxy -p ferry-control

@@ -640,7 +640,7 @@ async fn mesh_bench() -> Result<()> {
         .pod(spec(&front, "client", "client", App::None))
         .await?;
     let (plain_client, _) = world.plain_pod("plain-client", App::None)?;
-    let (_plain_server, plain_ip) = world.plain_pod(
+    let (plain_server, plain_ip) = world.plain_pod(
         "plain-server",
         App::Http {
             name: "plain",
@@ -652,9 +652,15 @@ async fn mesh_bench() -> Result<()> {
         t.get("server") == Some(&20)
     })
     .await?;
+    // The floor any pair of proxies pays here: HAProxy relaying HTTP in
+    // the same two places (client pod, server pod), plaintext.
+    let relay = haproxy_relays(&world, &plain_client, &plain_server, plain_ip)?;
+    let tally = load(&plain_client, relay, 5, "-").await?;
+    anyhow::ensure!(tally.get("plain") == Some(&5), "the relays: {tally:?}");
 
     let mut direct = Vec::new();
     let mut mesh = Vec::new();
+    let mut relays = Vec::new();
     for _ in 0..rounds {
         direct.push(hey(
             &plain_client,
@@ -666,6 +672,7 @@ async fn mesh_bench() -> Result<()> {
             &format!("http://{service_addr}/"),
             &seconds,
         )?);
+        relays.push(hey(&plain_client, &format!("http://{relay}/"), &seconds)?);
     }
     let median = |runs: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
         let mut values: Vec<f64> = runs.iter().map(pick).collect();
@@ -674,14 +681,21 @@ async fn mesh_bench() -> Result<()> {
     };
     let (d50, d99) = (median(&direct, |r| r.0), median(&direct, |r| r.1));
     let (m50, m99) = (median(&mesh, |r| r.0), median(&mesh, |r| r.1));
+    let (r50, r99) = (median(&relays, |r| r.0), median(&relays, |r| r.1));
     println!("| path | p50 (ms) | p99 (ms) |");
     println!("|---|---|---|");
     println!("| direct | {d50:.3} | {d99:.3} |");
     println!("| mesh (2 sidecars, mTLS) | {m50:.3} | {m99:.3} |");
+    println!("| 2 HAProxy relays (HTTP, no TLS) | {r50:.3} | {r99:.3} |");
     println!(
         "| added by the mesh | {:.3} | {:.3} |",
         m50 - d50,
         m99 - d99
+    );
+    println!(
+        "| added by the HAProxy relays | {:.3} | {:.3} |",
+        r50 - d50,
+        r99 - d99
     );
     for pod in [&client, &server] {
         println!(
@@ -691,6 +705,47 @@ async fn mesh_bench() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// HAProxy (one process, HTTP mode, keep-alive to the next hop) in the
+/// client pod on `127.0.0.1:9082`, relaying to one in the server pod on
+/// `:9081`, relaying to the app on `127.0.0.1:9080`: the sidecars' places
+/// without interception or TLS. Returns the client-side address.
+fn haproxy_relays(
+    world: &World,
+    client: &Pod,
+    server: &Pod,
+    server_ip: std::net::Ipv4Addr,
+) -> Result<SocketAddr> {
+    let relay = |pod: &Pod, name: &str, bind: &str, to: &str| -> Result<()> {
+        let file = world.dir.path().join(format!("haproxy-{name}.cfg"));
+        std::fs::write(
+            &file,
+            format!(
+                "global\n  maxconn 1000\ndefaults\n  mode http\n  timeout connect 2s\n  \
+                 timeout client 30s\n  timeout server 30s\n  http-reuse always\n\
+                 frontend in\n  bind {bind}\n  default_backend out\n\
+                 backend out\n  server next {to}\n"
+            ),
+        )?;
+        let mut command = pod.command("haproxy");
+        command
+            .arg("-db")
+            .arg("-f")
+            .arg(&file)
+            .stdout(Stdio::null());
+        pod.spawn(command)
+            .context("failed to start haproxy (bench/mesh/run.sh installs it)")
+    };
+    relay(server, "server", "0.0.0.0:9081", "127.0.0.1:9080")?;
+    relay(
+        client,
+        "client",
+        "127.0.0.1:9082",
+        &format!("{server_ip}:9081"),
+    )?;
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(SocketAddr::from(([127, 0, 0, 1], 9082)))
 }
 
 /// p50 and p99 in milliseconds of `hey` at 2,000 requests per second
