@@ -112,26 +112,23 @@ impl AppClient {
         proto: AppProtocol,
         app: SocketAddr,
     ) -> Result<Response<Body>, AppError> {
-        let response = match proto {
+        match proto {
             AppProtocol::Http1 => {
                 let sent = self.http1.send_http1(Endpoint::Addr(app), req).await;
-                return sent.map_err(|error| match error {
+                sent.map_err(|error| match error {
                     SendError::Connect(source) => AppError::Connect { app, source },
                     SendError::Upstream(source) => AppError::Request { app, source },
-                });
+                })
             }
             AppProtocol::H2c => {
                 let mut sender = self.h2c_sender(app).await?;
-                sender
-                    .send_request(req)
-                    .await
-                    .map_err(|error| AppError::Request {
-                        app,
-                        source: error.into(),
-                    })?
+                let rsp = sender.send_request(req).await.map_err(|error| {
+                    let source = error.into();
+                    AppError::Request { app, source }
+                })?;
+                Ok(rsp.map(body::boxed))
             }
-        };
-        Ok(response.map(body::boxed))
+        }
     }
 
     /// The open h2c connection to `app`, or a new one.
