@@ -47,8 +47,9 @@
 //! through a [`crate::identity::CredentialsRx`]; until one is published,
 //! calls to meshed endpoints fail (502, `outbound_mtls_failures` with
 //! reason `no_credentials`) rather than go out in plaintext. The app sees
-//! inbound connections coming from 127.0.0.1 (the client's address is not
-//! preserved).
+//! inbound connections coming from 127.0.0.1: the client's address is not
+//! preserved on the socket (for HTTP, the client's sidecar sets it in
+//! `X-Forwarded-For`).
 
 mod admin;
 pub mod detect;
