@@ -1,5 +1,6 @@
 //! Routing: finds the rule for a request in the port's route table of the
-//! config in force when the request arrives. Unmatched requests get 404.
+//! config in force when the request arrives. Unmatched requests get 404;
+//! a CONNECT gets 501, since no route describes a tunnel.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
@@ -8,7 +9,7 @@ use std::task::{Context, Poll};
 
 use ferry_core::model::{PathMatch, RequestHead, RuleRef};
 use http::header::{self, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
 use super::hash::ConfigMap;
@@ -82,6 +83,9 @@ where
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        if req.method() == Method::CONNECT {
+            return Box::pin(async { Ok(connect_refused()) });
+        }
         let Some(ctx) = self.route(&req) else {
             return Box::pin(async { Ok(not_found()) });
         };
@@ -160,6 +164,19 @@ fn strip_port(host: &str) -> &str {
             .map_or(host, |(v6, _)| &host[..v6.len() + 1]);
     }
     host.rsplit_once(':').map_or(host, |(name, _)| name)
+}
+
+/// A CONNECT asks for a tunnel, which no HTTPRoute describes: sent on as a
+/// request, it would reach a backend as a CONNECT to that backend itself.
+fn connect_refused() -> Response<Body> {
+    let mut rsp = Response::new(body::full(
+        "CONNECT is not proxied by HTTP routes; to reach a forward proxy through \
+         the mesh, mark its port opaque (appProtocol: tcp)\n",
+    ));
+    *rsp.status_mut() = StatusCode::NOT_IMPLEMENTED;
+    rsp.headers_mut()
+        .insert(FERRY_ERROR, HeaderValue::from_static("connect"));
+    rsp
 }
 
 fn not_found() -> Response<Body> {

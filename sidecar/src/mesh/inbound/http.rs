@@ -6,7 +6,8 @@
 //! The server offers HTTP/2's extended CONNECT: such a stream is an
 //! HTTP/1.1 upgrade (WebSocket) of the calling app, sent to the app as
 //! that upgrade and spliced to it once the app answers `101`
-//! ([`crate::mesh::upgrade`]).
+//! ([`crate::mesh::upgrade`]). A CONNECT without `:protocol` is refused
+//! (501): client proxies never send one.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -61,6 +62,8 @@ enum AppError {
         #[source]
         source: BoxError,
     },
+    #[error("a CONNECT without :protocol is not carried between proxies")]
+    PlainConnect,
     #[error("an upgrade to {protocol:?} is carried to HTTP/1.1 apps only")]
     UpgradeToH2c { protocol: String },
     #[error("the app at {app} answered an upgrade to {protocol:?} with {status} instead of 101")]
@@ -196,6 +199,9 @@ async fn to_app(
     // pool splices it to the app's once the app answers 101.
     let upgrade = upgrade::from_connect(&mut req);
     let result = async {
+        if req.method() == http::Method::CONNECT {
+            return Err(AppError::PlainConnect);
+        }
         let (proto, req) = app_request(req.map(body::boxed), forward)?;
         let Some(protocol) = upgrade else {
             return client.send(req, proto, forward.app).await;
@@ -281,6 +287,7 @@ fn error_response(error: &AppError) -> Response<Body> {
             (StatusCode::BAD_REQUEST, "bad-request")
         }
         AppError::UpgradeIgnored { .. } => (StatusCode::BAD_GATEWAY, "app-upgrade"),
+        AppError::PlainConnect => (StatusCode::NOT_IMPLEMENTED, "connect"),
         AppError::Connect { .. } => (StatusCode::BAD_GATEWAY, "app-connect"),
         AppError::Request { .. } => (StatusCode::BAD_GATEWAY, "app-request"),
     };

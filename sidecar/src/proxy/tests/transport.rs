@@ -215,6 +215,24 @@ async fn websocket_upgrade_is_passed_through() {
 }
 
 #[tokio::test]
+async fn connect_is_refused_with_a_reason_and_never_reaches_a_backend() {
+    let a = EchoBackend::start("a").await;
+    let (proxy, port) = proxy_to(None, a.backend());
+    proxy.listen();
+    let mut tcp = connect(port).await;
+    tcp.write_all(b"CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\n")
+        .await
+        .unwrap();
+    let mut rsp = vec![0; 1024];
+    let n = tcp.read(&mut rsp).await.unwrap();
+    let rsp = String::from_utf8_lossy(&rsp[..n]).to_ascii_lowercase();
+    assert!(rsp.starts_with("http/1.1 501"), "{rsp}");
+    assert!(rsp.contains("ferry-error: connect\r\n"), "{rsp}");
+    assert!(rsp.contains("opaque"), "the answer says what to do: {rsp}");
+    assert_eq!(a.hits(), 0);
+}
+
+#[tokio::test]
 async fn oversized_headers_are_refused() {
     let a = EchoBackend::start("a").await;
     let (proxy, port) = proxy_to(None, a.backend());

@@ -185,3 +185,19 @@ async fn mesh_traffic_before_the_first_certificate_is_refused() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_plain_connect_from_another_proxy_is_refused() {
+    let pod = pod(InboundPolicy::Strict, false, http_app().await).await;
+    let mut sender = h2(mesh_connect(&pod, &pod.ca, ALPN_HTTP).await.unwrap())
+        .await
+        .unwrap();
+    let req = Request::connect("db.internal:5432")
+        .header(ORIG_PROTO_HEADER, "HTTP/1.1")
+        .body(body::empty())
+        .unwrap();
+    let rsp = sender.send_request(req).await.unwrap();
+    assert_eq!(rsp.status(), StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(rsp.headers()["ferry-error"], "connect");
+    assert_eq!(pod.app.accepted.load(Ordering::SeqCst), 0);
+}
