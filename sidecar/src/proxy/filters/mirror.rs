@@ -3,7 +3,8 @@
 //! mirror that falls behind is cut off rather than slowing the real
 //! request, and its answer is ignored. The copy carries the identities
 //! expected of meshed endpoints, so a mirror to a meshed pod goes over mTLS
-//! like the real request.
+//! like the real request. Upgrade requests (WebSocket) are not mirrored: a
+//! copy of the handshake would open a tunnel that nothing feeds.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tower::ServiceExt;
 
 use crate::body::{self, Body, BodyError};
 use crate::mesh::client::EndpointIdentities;
+use crate::proxy::hygiene::is_upgrade;
 use crate::proxy::{Forward, Target};
 
 /// Frames a mirror may lag behind the real request before it is cut off.
@@ -56,6 +58,9 @@ pub(super) fn spawn(
     let Some(id) = &mirror.target else {
         return;
     };
+    if is_upgrade(req.headers()) {
+        return;
+    }
     if mirror.percent < 100.0 && rand::rng().random::<f64>() * 100.0 >= mirror.percent {
         return;
     }
@@ -173,40 +178,63 @@ mod tests {
 
     use super::*;
 
-    /// A mirrored request to a meshed pod must go over mTLS too: the copy
-    /// carries the identities the real request carries.
-    #[tokio::test]
-    async fn the_copy_carries_the_expected_identities() {
-        let (tx, mut rx) = mpsc::unbounded_channel();
+    /// A mirror that records the identities each copy carries.
+    fn recording_forward() -> (Forward, mpsc::UnboundedReceiver<Option<EndpointIdentities>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
         let forward: Forward =
             BoxCloneService::new(tower::service_fn(move |req: Request<Body>| {
                 let _ = tx.send(req.extensions().get::<EndpointIdentities>().cloned());
                 async { Ok(http::Response::new(body::empty())) }
             }));
-        let endpoint: SocketAddr = "10.1.0.9:9080".parse().unwrap();
-        let identity = "spiffe://cluster.local/ns/shop/sa/reviews".parse().unwrap();
-        let identities = EndpointIdentities(Arc::new(HashMap::from([(endpoint, identity)])));
-        let mut req = Request::new(body::empty());
-        req.extensions_mut().insert(identities);
-        let mirror = Mirror {
+        (forward, rx)
+    }
+
+    fn shadow() -> Mirror {
+        Mirror {
             target: Some(BackendId {
                 namespace: "shop".into(),
                 name: "reviews-shadow".into(),
                 port: 9080,
             }),
             percent: 100.0,
-        };
-        spawn(
-            &mirror,
-            &mut req,
-            Arc::new(ProxyConfig::default()),
-            &forward,
-        );
+        }
+    }
+
+    /// A mirrored request to a meshed pod must go over mTLS too: the copy
+    /// carries the identities the real request carries.
+    #[tokio::test]
+    async fn the_copy_carries_the_expected_identities() {
+        let (forward, mut rx) = recording_forward();
+        let endpoint: SocketAddr = "10.1.0.9:9080".parse().unwrap();
+        let identity = "spiffe://cluster.local/ns/shop/sa/reviews".parse().unwrap();
+        let identities = EndpointIdentities(Arc::new(HashMap::from([(endpoint, identity)])));
+        let mut req = Request::new(body::empty());
+        req.extensions_mut().insert(identities);
+        let config = Arc::new(ProxyConfig::default());
+        spawn(&shadow(), &mut req, config, &forward);
         let copied = rx.recv().await.expect("the mirror was sent");
         let copied = copied.expect("the copy has no identities");
         assert_eq!(
             copied.0[&endpoint].to_string(),
             "spiffe://cluster.local/ns/shop/sa/reviews"
         );
+    }
+
+    #[tokio::test]
+    async fn upgrade_requests_are_not_mirrored() {
+        let (forward, mut rx) = recording_forward();
+        let config = Arc::new(ProxyConfig::default());
+        let mut upgrade = Request::get("/chat")
+            .header("connection", "Upgrade")
+            .header("upgrade", "websocket")
+            .body(body::empty())
+            .unwrap();
+        spawn(&shadow(), &mut upgrade, config.clone(), &forward);
+        let mut plain = Request::get("/books").body(body::empty()).unwrap();
+        spawn(&shadow(), &mut plain, config, &forward);
+        // Only the plain request's copy arrives.
+        rx.recv().await.expect("the plain request was mirrored");
+        drop(forward);
+        assert!(rx.recv().await.is_none(), "the upgrade was mirrored");
     }
 }
