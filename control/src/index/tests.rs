@@ -4,7 +4,9 @@ use k8s_openapi::api::core::v1::Endpoints;
 
 use super::*;
 
-const BASE: &str = r#"
+/// Ferry's GatewayClass and Gateway `shop/web` with one HTTP listener on
+/// 8080; the index tests of other modules start from it too.
+pub(super) const FERRY_GATEWAY: &str = r#"
 apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
 metadata: {name: ferry}
@@ -16,7 +18,9 @@ metadata: {name: web, namespace: shop}
 spec:
   gatewayClassName: ferry
   listeners: [{name: http, protocol: HTTP, port: 8080}]
----
+"#;
+
+const REVIEWS: &str = r#"
 apiVersion: v1
 kind: Service
 metadata: {name: reviews, namespace: shop}
@@ -34,9 +38,21 @@ fn items(yaml: &str) -> Vec<Item> {
 
 fn index(yaml: &str) -> ClusterIndex {
     let mut index = ClusterIndex::new();
+    apply_yaml(&mut index, yaml);
+    index
+}
+
+/// Applies every object in `yaml` to `index`.
+pub(super) fn apply_yaml(index: &mut ClusterIndex, yaml: &str) {
     for item in items(yaml) {
         index.apply(Change::Apply(item));
     }
+}
+
+/// [`FERRY_GATEWAY`] and the Service `shop/reviews`.
+fn base() -> ClusterIndex {
+    let mut index = index(FERRY_GATEWAY);
+    apply_yaml(&mut index, REVIEWS);
     index
 }
 
@@ -58,7 +74,7 @@ fn accepted(index: &ClusterIndex, name: &str) -> (bool, Reason) {
 
 #[test]
 fn relist_drops_what_was_deleted_while_the_watch_was_down() {
-    let mut index = index(BASE);
+    let mut index = base();
     let to_service =
         "  parentRefs: [{name: web}]\n  rules: [{backendRefs: [{name: reviews, port: 9080}]}]\n";
     index.apply(Change::Apply(route("a", to_service)));
@@ -95,7 +111,7 @@ fn relist_drops_what_was_deleted_while_the_watch_was_down() {
 
 #[test]
 fn endpoints_fallback_feeds_the_same_backends_as_slices() {
-    let mut index = index(BASE);
+    let mut index = base();
     index.apply(Change::Apply(route(
         "r",
         "  parentRefs: [{name: web}]\n  rules: [{backendRefs: [{name: reviews, port: 9080}]}]\n",
@@ -127,7 +143,7 @@ fn endpoints_fallback_feeds_the_same_backends_as_slices() {
 
 #[test]
 fn bad_objects_become_status_not_crashes() {
-    let mut index = index(BASE);
+    let mut index = base();
     let many_rules: String = (0..200)
         .map(|i| format!("    - matches: [{{path: {{type: PathPrefix, value: /r{i}}}}}]\n      backendRefs: [{{name: reviews, port: 9080}}]\n"))
         .collect();

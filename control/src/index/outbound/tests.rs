@@ -1,6 +1,6 @@
 use ferry_api::pb;
-use ferry_core::objects::load_yaml;
 
+use super::super::tests::{FERRY_GATEWAY, apply_yaml as apply};
 use super::super::{Change, ClusterIndex, Item, pod_info};
 use crate::views::OutboundKey;
 
@@ -19,12 +19,6 @@ endpoints:
 - {addresses: [10.1.0.8], conditions: {ready: true}}
 - {addresses: [10.1.0.9], conditions: {ready: true}}
 "#;
-
-fn apply(index: &mut ClusterIndex, yaml: &str) {
-    for object in load_yaml(yaml, "test.yaml").unwrap().objects {
-        index.apply(Change::Apply(Item::Object(object)));
-    }
-}
 
 fn service_view(index: &ClusterIndex) -> pb::OutboundService {
     let key = OutboundKey {
@@ -145,21 +139,10 @@ spec: {clusterIP: 10.96.0.20, ports: [{name: http, port: 9080, appProtocol: tcp}
 #[test]
 fn a_gateway_view_expects_the_identity_of_meshed_endpoints() {
     let mut index = ClusterIndex::new();
+    apply(&mut index, FERRY_GATEWAY);
     apply(
         &mut index,
         r#"
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {name: ferry}
-spec: {controllerName: ferry.dev/gateway-controller}
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {name: web, namespace: shop}
-spec:
-  gatewayClassName: ferry
-  listeners: [{name: http, protocol: HTTP, port: 8080}]
----
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: to-ratings, namespace: shop}
