@@ -5,9 +5,12 @@
 //! kernel's connection tracking keeps the original one. Linux hands it back
 //! through `getsockopt(SOL_IP, SO_ORIGINAL_DST)` (IPv4) and
 //! `getsockopt(SOL_IPV6, IP6T_SO_ORIGINAL_DST)` (IPv6), as a `sockaddr_in` /
-//! `sockaddr_in6`. A connection that was not redirected has no such entry:
-//! the call fails with `ENOENT`, which [`original_dst`] reports as
-//! [`std::io::ErrorKind::NotFound`].
+//! `sockaddr_in6`. A connection that was not redirected has no original
+//! destination of its own: without connection tracking the call fails with
+//! `ENOENT`; with it (every Kubernetes node, where kube-proxy loads it) the
+//! kernel answers with the connection's own local address. [`original_dst`]
+//! reports both as [`std::io::ErrorKind::NotFound`], so no caller ever takes
+//! its own listener for a destination and dials itself.
 //!
 //! This is the only module of the crate with `unsafe`: the standard library
 //! and tokio have no safe wrapper for this option. The unsafe part is two
@@ -23,9 +26,10 @@ use std::os::fd::{AsFd, AsRawFd};
 
 /// The original destination of `socket`, a connection accepted from a
 /// listener that iptables redirected to. `local` is the socket's local
-/// address and picks the address family to ask about.
+/// address and picks the address family to ask about. A connection that was
+/// not redirected is [`io::ErrorKind::NotFound`].
 pub fn original_dst(socket: &impl AsFd, local: SocketAddr) -> io::Result<SocketAddr> {
-    match local {
+    let orig = match local {
         SocketAddr::V4(_) => {
             let raw: libc::sockaddr_in = getsockopt(socket, libc::SOL_IP, libc::SO_ORIGINAL_DST)?;
             decode_v4(&raw)
@@ -35,7 +39,14 @@ pub fn original_dst(socket: &impl AsFd, local: SocketAddr) -> io::Result<SocketA
                 getsockopt(socket, libc::SOL_IPV6, libc::IP6T_SO_ORIGINAL_DST)?;
             decode_v6(&raw)
         }
+    }?;
+    if orig == local {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "connection was not redirected (its original destination is its own address)",
+        ));
     }
+    Ok(orig)
 }
 
 /// A `sockaddr_in` (network byte order fields) as a socket address.
@@ -129,7 +140,10 @@ mod tests {
         let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
         let error = original_dst(&server, server.local_addr().unwrap()).unwrap_err();
-        // ENOENT, or ENOPROTOOPT while no conntrack module is loaded.
+        // With connection tracking loaded (as on this machine once any nat
+        // rule exists) the kernel answers with the socket's own address,
+        // which is not a redirect; without it, ENOENT, or ENOPROTOOPT while
+        // no conntrack module is loaded at all.
         assert!(
             error.kind() == io::ErrorKind::NotFound
                 || error.raw_os_error() == Some(libc::ENOPROTOOPT),
