@@ -1,5 +1,5 @@
-//! The admin server: `/live`, `/ready` (every watch listed once) and
-//! `/metrics`.
+//! The admin server: `/live`, `/ready` (every watch listed once, and
+//! nothing permanent keeps this replica from leading) and `/metrics`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,6 +19,8 @@ use tokio::sync::watch;
 pub struct Admin {
     registry: Arc<Registry>,
     ready: watch::Receiver<bool>,
+    /// Why this replica can never lead (the election's permanent error).
+    blocked: Option<watch::Receiver<Option<String>>>,
 }
 
 // === impl Admin ===
@@ -26,15 +28,33 @@ pub struct Admin {
 impl Admin {
     /// Reports `ready` and the metrics of `registry`.
     pub fn new(registry: Arc<Registry>, ready: watch::Receiver<bool>) -> Self {
-        Self { registry, ready }
+        Self {
+            registry,
+            ready,
+            blocked: None,
+        }
+    }
+
+    /// Also reports not ready, with the reason, while `blocked` holds one.
+    pub fn with_blocked(self, blocked: watch::Receiver<Option<String>>) -> Self {
+        Self {
+            blocked: Some(blocked),
+            ..self
+        }
     }
 
     /// Answers one request.
     pub fn handle<B>(&self, request: &Request<B>) -> Response<Full<Bytes>> {
         let (status, body) = match request.uri().path() {
             "/live" => (StatusCode::OK, "live\n".to_string()),
-            "/ready" if *self.ready.borrow() => (StatusCode::OK, "ready\n".to_string()),
-            "/ready" => (StatusCode::SERVICE_UNAVAILABLE, "not synced\n".to_string()),
+            "/ready" => match self.blocked.as_ref().and_then(|b| b.borrow().clone()) {
+                Some(reason) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("leader election failing, no status is written: {reason}\n"),
+                ),
+                None if *self.ready.borrow() => (StatusCode::OK, "ready\n".to_string()),
+                None => (StatusCode::SERVICE_UNAVAILABLE, "not synced\n".to_string()),
+            },
             "/metrics" => {
                 let mut body = String::new();
                 match prometheus_client::encoding::text::encode(&mut body, &self.registry) {
@@ -106,5 +126,17 @@ mod tests {
             "{body}"
         );
         assert_eq!(get(&admin, "/nope").0, StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn a_blocked_election_is_not_ready_and_says_why() {
+        let (_synced, ready) = watch::channel(true);
+        let (blocked_tx, blocked) = watch::channel(Some("namespace x does not exist".into()));
+        let admin = Admin::new(Arc::default(), ready).with_blocked(blocked);
+        let (status, body) = get(&admin, "/ready");
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("namespace x does not exist"), "{body}");
+        blocked_tx.send_replace(None);
+        assert_eq!(get(&admin, "/ready").0, StatusCode::OK);
     }
 }

@@ -7,7 +7,9 @@
 //! nodes does not matter). Updates go through `replace` with the observed
 //! `resourceVersion`, so two replicas can never both win a round. Leadership
 //! is published on a `watch` channel; the status writer only writes while it
-//! reads `true`.
+//! reads `true`. A round that fails for a reason no retry can mend (the
+//! Lease's namespace does not exist, RBAC forbids the Lease) is published
+//! on a second channel, so `/ready` says why this replica will never lead.
 
 use std::time::Duration;
 
@@ -39,6 +41,8 @@ pub struct Elector {
     api: Api<Lease>,
     config: LeaseConfig,
     leader: watch::Sender<bool>,
+    /// Why this replica cannot lead, while a round fails for such a reason.
+    blocked: watch::Sender<Option<String>>,
     /// The last (resourceVersion) seen of another holder's Lease, and when.
     observed: Option<(String, Instant)>,
 }
@@ -57,6 +61,18 @@ pub enum LeaseError {
         #[source]
         source: Box<kube::Error>,
     },
+    /// The Lease's namespace does not exist: nothing will create it.
+    #[error(
+        "failed to write Lease {namespace}/{name}: namespace {namespace} does not exist \
+         (create it, point --lease-namespace at the control plane's namespace, \
+         or run a single replica with --no-leader-election)"
+    )]
+    NamespaceMissing {
+        /// Namespace.
+        namespace: String,
+        /// Name.
+        name: String,
+    },
     /// Creating or updating the Lease failed for another reason than a
     /// lost race.
     #[error("failed to write Lease {namespace}/{name}")]
@@ -71,6 +87,21 @@ pub enum LeaseError {
     },
 }
 
+// === impl LeaseError ===
+
+impl LeaseError {
+    /// Whether retrying cannot help: a missing namespace, or RBAC that
+    /// forbids this replica the Lease.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::NamespaceMissing { .. } => true,
+            Self::Read { source, .. } | Self::Write { source, .. } => {
+                matches!(source.as_ref(), kube::Error::Api(status) if status.is_forbidden())
+            }
+        }
+    }
+}
+
 // === impl Elector ===
 
 impl Elector {
@@ -82,17 +113,35 @@ impl Elector {
             api,
             config,
             leader,
+            blocked: watch::channel(None).0,
             observed: None,
         };
         (elector, rx)
     }
 
+    /// Why this replica cannot lead (`None` while nothing permanent is in
+    /// the way), for readiness.
+    pub fn blocked(&self) -> watch::Receiver<Option<String>> {
+        self.blocked.subscribe()
+    }
+
     /// Campaigns and renews until every receiver is gone.
     pub async fn run(mut self) {
         while !self.leader.is_closed() {
-            let leading = match self.round().await {
+            let round = self.round().await;
+            let blocked = match &round {
+                Err(error) if error.is_permanent() => Some(ferry_core::errors::chain(error)),
+                _ => None,
+            };
+            self.blocked.send_if_modified(|was| {
+                let changed = *was != blocked;
+                *was = blocked;
+                changed
+            });
+            let leading = match round {
                 Ok(leading) => leading,
                 Err(error) => {
+                    let error = ferry_core::errors::chain(&error);
                     tracing::warn!(%error, "Leader election round failed");
                     false
                 }
@@ -156,6 +205,18 @@ impl Elector {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(status)) if status.is_conflict() || status.is_already_exists() => {
                 Ok(false)
+            }
+            Err(kube::Error::Api(status))
+                if status.is_not_found()
+                    && status
+                        .details
+                        .as_ref()
+                        .is_some_and(|d| d.kind == "namespaces") =>
+            {
+                Err(LeaseError::NamespaceMissing {
+                    namespace: self.config.namespace.clone(),
+                    name: self.config.name.clone(),
+                })
             }
             Err(source) => Err(LeaseError::Write {
                 namespace: self.config.namespace.clone(),

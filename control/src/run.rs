@@ -161,16 +161,17 @@ pub async fn start(
     };
     tasks.spawn(pipeline.run(rx, outputs));
 
-    let leader = match (&source, settings.lease) {
+    let (leader, blocked) = match (&source, settings.lease) {
         (Source::Cluster(client), Some(lease)) => {
             let (elector, leader) = Elector::new(client.clone(), lease);
+            let blocked = elector.blocked();
             tasks.spawn(elector.run());
-            leader
+            (leader, Some(blocked))
         }
         (_, _) => {
             let (tx, rx) = watch::channel(true);
             tasks.spawn(async move { tx.closed().await });
-            rx
+            (rx, None)
         }
     };
     if let Source::Cluster(client) = &source {
@@ -238,7 +239,11 @@ pub async fn start(
             tracing::error!(%error, "Discovery server failed");
         }
     });
-    tasks.spawn(Admin::new(Arc::new(registry), synced.clone()).serve(admin));
+    let mut admin_server = Admin::new(Arc::new(registry), synced.clone());
+    if let Some(blocked) = blocked {
+        admin_server = admin_server.with_blocked(blocked);
+    }
+    tasks.spawn(admin_server.serve(admin));
     Ok(Running {
         discovery_addr,
         admin_addr,
