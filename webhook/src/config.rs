@@ -36,6 +36,19 @@ pub enum SidecarModeArg {
     Classic,
 }
 
+/// Who owns the MutatingWebhookConfiguration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Registration {
+    /// The webhook applies the whole configuration from its flags (no
+    /// installer owns it).
+    #[default]
+    Apply,
+    /// An installer (the Helm chart) owns the configuration, so uninstalling
+    /// removes it; the webhook only keeps its `caBundle` in step with the
+    /// serving certificate, and never creates the configuration.
+    CaBundle,
+}
+
 /// Settings of the admission webhook.
 #[derive(Debug, Clone, clap::Args)]
 pub struct WebhookArgs {
@@ -53,6 +66,15 @@ pub struct WebhookArgs {
         default_value = "ferry-injector"
     )]
     pub configuration: String,
+    /// Whether the webhook applies its whole registration or only the
+    /// caBundle of one an installer made.
+    #[arg(
+        long = "webhook-registration",
+        env = "FERRY_WEBHOOK_REGISTRATION",
+        value_enum,
+        default_value_t
+    )]
+    pub registration: Registration,
     /// Service the apiserver calls (in `--webhook-namespace`).
     #[arg(
         long = "webhook-service",
@@ -115,7 +137,7 @@ pub struct WebhookArgs {
         default_value_t
     )]
     pub sidecar_mode: SidecarModeArg,
-    /// Proxy image (default `ferry/proxy:<version>`).
+    /// Proxy image (default `localhost/ferry/proxy:<version>`, as `images/build.sh` names it).
     #[arg(long = "proxy-image", env = "FERRY_PROXY_IMAGE")]
     pub proxy_image: Option<String>,
     /// imagePullPolicy of the injected containers.

@@ -48,11 +48,11 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-pub use config::{FailurePolicy, SidecarModeArg, WebhookArgs};
+pub use config::{FailurePolicy, Registration, SidecarModeArg, WebhookArgs};
 pub use metrics::{Metrics, Outcome};
 pub use registration::{
     FIELD_MANAGER, INJECT_PATH, NAMESPACE_LABEL, WEBHOOK_NAME, apply as apply_registration,
-    detect_sidecar_mode, webhook_configuration,
+    detect_sidecar_mode, registration_patch, webhook_configuration,
 };
 pub use review::{Reviewed, review};
 pub use server::{ServerTimeouts, serve};
@@ -120,6 +120,16 @@ pub enum WebhookError {
         /// The cause.
         #[source]
         source: Box<kube::Error>,
+    },
+    /// The installer's MutatingWebhookConfiguration, whose caBundle this
+    /// webhook keeps, does not exist.
+    #[error(
+        "failed to set the caBundle of MutatingWebhookConfiguration {name}: it does not exist \
+         (with --webhook-registration ca-bundle the installer, e.g. the Helm chart, creates it)"
+    )]
+    RegistrationMissing {
+        /// Name of the configuration.
+        name: String,
     },
     /// Asking the apiserver its version failed.
     #[error("failed to get the apiserver version")]

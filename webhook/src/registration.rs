@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 
 use crate::WebhookError;
-use crate::config::WebhookArgs;
+use crate::config::{Registration, WebhookArgs};
 
 /// Field manager of the webhook's writes.
 pub const FIELD_MANAGER: &str = "ferry-webhook";
@@ -83,21 +83,56 @@ pub fn webhook_configuration(args: &WebhookArgs, ca_pem: &str) -> MutatingWebhoo
     }
 }
 
-/// Server-side applies the configuration (forcing ownership of its fields).
+/// What [`apply`] sends: the whole configuration, or (an installer owning
+/// it) only the caBundle of its webhook, merged by the webhook's name.
+pub fn registration_patch(args: &WebhookArgs, ca_pem: &str) -> serde_json::Value {
+    match args.registration {
+        Registration::Apply => {
+            let mut config = webhook_configuration(args, ca_pem);
+            config.metadata.managed_fields = None;
+            serde_json::json!({
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": "MutatingWebhookConfiguration",
+                "metadata": config.metadata,
+                "webhooks": config.webhooks,
+            })
+        }
+        Registration::CaBundle => serde_json::json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingWebhookConfiguration",
+            "metadata": { "name": args.configuration },
+            "webhooks": [{
+                "name": WEBHOOK_NAME,
+                "clientConfig": { "caBundle": ByteString(ca_pem.as_bytes().to_vec()) },
+            }],
+        }),
+    }
+}
+
+/// Server-side applies [`registration_patch`] (forcing ownership of its
+/// fields). With [`Registration::CaBundle`] a configuration that does not
+/// exist is an error naming the installer, never created half.
 pub async fn apply(
     client: kube::Client,
     args: &WebhookArgs,
     ca_pem: &str,
 ) -> Result<(), WebhookError> {
     let api: Api<MutatingWebhookConfiguration> = Api::all(client);
-    let mut config = webhook_configuration(args, ca_pem);
-    config.metadata.managed_fields = None;
-    let value = serde_json::json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": config.metadata,
-        "webhooks": config.webhooks,
-    });
+    if args.registration == Registration::CaBundle
+        && api
+            .get_opt(&args.configuration)
+            .await
+            .map_err(|source| WebhookError::Register {
+                name: args.configuration.clone(),
+                source: Box::new(source),
+            })?
+            .is_none()
+    {
+        return Err(WebhookError::RegistrationMissing {
+            name: args.configuration.clone(),
+        });
+    }
+    let value = registration_patch(args, ca_pem);
     api.patch(
         &args.configuration,
         &PatchParams::apply(FIELD_MANAGER).force(),
@@ -149,5 +184,21 @@ mod tests {
         assert_eq!(hook["clientConfig"]["service"]["path"], INJECT_PATH);
         assert_eq!(hook["clientConfig"]["caBundle"], "UEVN");
         assert_eq!(hook["rules"][0]["operations"][0], "CREATE");
+    }
+
+    #[test]
+    fn an_installer_owned_registration_gets_only_its_ca_bundle() {
+        let args = Cli::parse_from(["t", "--webhook-registration", "ca-bundle"]).webhook;
+        let value = registration_patch(&args, "PEM");
+        assert_eq!(
+            value["webhooks"],
+            serde_json::json!([{ "name": WEBHOOK_NAME, "clientConfig": { "caBundle": "UEVN" } }])
+        );
+        assert_eq!(
+            value["metadata"],
+            serde_json::json!({ "name": "ferry-injector" })
+        );
+        let full = Cli::parse_from(["t"]).webhook;
+        assert!(registration_patch(&full, "PEM")["webhooks"][0]["rules"].is_array());
     }
 }

@@ -328,3 +328,60 @@ async fn with_the_webhook_down_the_failure_policy_decides() -> Result<()> {
     assert_eq!(created.spec.as_ref().map(|s| s.containers.len()), Some(1));
     Ok(())
 }
+
+/// With `--webhook-registration ca-bundle` the installer (the Helm chart)
+/// owns the configuration: the webhook sets only its caBundle, leaves every
+/// other field as the installer wrote it, and creates nothing when the
+/// installer's configuration is gone (uninstalled).
+#[tokio::test]
+async fn an_installer_owned_registration_gets_only_the_ca_bundle() -> Result<()> {
+    let cluster = Cluster::start().await?;
+    let api: Api<MutatingWebhookConfiguration> = Api::all(cluster.client());
+    let ca_pem = ferry_webhook::ServingCert::generate(&[], &["127.0.0.1".parse()?])?.ca_pem;
+    let mut args = args("https://127.0.0.1:1/inject", "ignore");
+    args.registration = ferry_webhook::Registration::CaBundle;
+
+    let missing = ferry_webhook::apply_registration(cluster.client(), &args, &ca_pem)
+        .await
+        .expect_err("nothing to patch");
+    assert!(
+        missing
+            .to_string()
+            .contains("ferry-injector: it does not exist"),
+        "{missing}"
+    );
+    assert!(api.get_opt("ferry-injector").await?.is_none());
+
+    // What an installer writes: its own policy and timeout, no caBundle.
+    let installed: MutatingWebhookConfiguration = serde_json::from_value(json!({
+        "metadata": { "name": "ferry-injector" },
+        "webhooks": [{
+            "name": "inject.ferry.dev",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 7,
+            "clientConfig": { "service": {
+                "name": "ferry-webhook", "namespace": "ferry-system", "path": "/inject", "port": 443
+            } },
+            "rules": [{ "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"] }],
+        }],
+    }))?;
+    api.create(&PostParams::default(), &installed).await?;
+    ferry_webhook::apply_registration(cluster.client(), &args, &ca_pem).await?;
+    let patched = api.get("ferry-injector").await?;
+    let hooks = patched.webhooks.unwrap_or_default();
+    assert_eq!(hooks.len(), 1);
+    let hook = &hooks[0];
+    assert_eq!(
+        hook.client_config.ca_bundle,
+        Some(ByteString(ca_pem.into_bytes()))
+    );
+    assert_eq!(hook.failure_policy.as_deref(), Some("Fail"));
+    assert_eq!(hook.timeout_seconds, Some(7));
+    assert_eq!(
+        hook.client_config.service.as_ref().map(|s| s.name.as_str()),
+        Some("ferry-webhook")
+    );
+    Ok(())
+}
