@@ -40,7 +40,7 @@ count() {
   dir=$(mktemp -d -p "$work"); port=$(free_port)
   sed -e "s/@FERRY@/$port/g" -e "s/@B1@/$B1/g" -e "s/@B2@/$B2/g" \
     bench/gateway/ferry.yaml > "$dir/bench.yaml"
-  FERRY_LOG=warn valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$dir/cg.out" \
+  FERRY_LOG=warn FERRY_DRAIN=0s valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file="$dir/cg.out" \
     "$bin" --mode gateway --config "$dir" --bind 127.0.0.1 --admin "127.0.0.1:$(free_port)" \
     >"$dir/log" 2>&1 &
   local proxy=$!

@@ -102,6 +102,11 @@ struct Cli {
     /// Time limit of one status write.
     #[arg(long, env = "FERRY_STATUS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     status_timeout: Duration,
+    /// How long to keep serving discovery, the CA and the webhook after
+    /// SIGTERM, while the Services stop sending to this pod (`0s` stops at
+    /// once). The Lease is handed over after it.
+    #[arg(long, env = "FERRY_DRAIN", default_value = "5s", value_parser = parse_duration)]
+    drain: Duration,
 }
 
 /// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C.
@@ -165,32 +170,31 @@ async fn main() -> Result<()> {
         }),
         None => None,
     };
-    let settings = Settings {
-        discovery_addr: cli.discovery_addr,
-        admin_addr: cli.admin_addr,
-        lease,
-        status_timeout: cli.status_timeout,
-        trust_domain: cli.webhook_args.trust_domain.clone(),
-        identity: (!cli.no_identity).then(|| CaSettings {
-            namespace: cli.identity_namespace.clone(),
-            secret: cli.identity_secret.clone(),
-            lifetime: cli.identity_lifetime,
-            refresh: cli.identity_refresh,
-            tls: tls.clone(),
-        }),
-        deploy: (!cli.no_deploy).then(|| DeploySettings {
-            proxy_image: cli
-                .webhook_args
-                .proxy_image
-                .clone()
-                .unwrap_or_else(|| format!("ferry/proxy:{}", env!("CARGO_PKG_VERSION"))),
-            discovery: cli.webhook_args.proxy_discovery.clone(),
-            identity: (!cli.no_identity).then(|| GatewayIdentity {
-                trust_domain: cli.webhook_args.trust_domain.clone(),
-                control_tls: cli.webhook_args.proxy_control_tls.clone(),
+    let settings =
+        Settings {
+            discovery_addr: cli.discovery_addr,
+            admin_addr: cli.admin_addr,
+            lease,
+            status_timeout: cli.status_timeout,
+            trust_domain: cli.webhook_args.trust_domain.clone(),
+            identity: (!cli.no_identity).then(|| CaSettings {
+                namespace: cli.identity_namespace.clone(),
+                secret: cli.identity_secret.clone(),
+                lifetime: cli.identity_lifetime,
+                refresh: cli.identity_refresh,
+                tls: tls.clone(),
             }),
-        }),
-    };
+            deploy: (!cli.no_deploy).then(|| DeploySettings {
+                proxy_image: cli.webhook_args.proxy_image.clone().unwrap_or_else(|| {
+                    format!("localhost/ferry/proxy:{}", env!("CARGO_PKG_VERSION"))
+                }),
+                discovery: cli.webhook_args.proxy_discovery.clone(),
+                identity: (!cli.no_identity).then(|| GatewayIdentity {
+                    trust_domain: cli.webhook_args.trust_domain.clone(),
+                    control_tls: cli.webhook_args.proxy_control_tls.clone(),
+                }),
+            }),
+        };
     let client = match &source {
         Source::Cluster(client) => Some(client.clone()),
         Source::Files { .. } => None,
@@ -224,7 +228,16 @@ async fn main() -> Result<()> {
         "Started"
     );
     tokio::select! {
-        _ = shutdown_signal() => tracing::info!("Shutting down"),
+        _ = shutdown_signal() => tracing::info!(drain = ?cli.drain, "Draining before shutdown"),
+        ended = running.tasks.join_next() => {
+            anyhow::bail!("a task ended unexpectedly: {ended:?}");
+        }
+    }
+    // Callers (the apiserver calling the webhook, proxies dialling
+    // discovery) still reach this pod until its endpoints are removed.
+    tokio::select! {
+        () = tokio::time::sleep(cli.drain) => tracing::info!("Shutting down"),
+        _ = shutdown_signal() => tracing::info!("Shutting down at once on a second signal"),
         ended = running.tasks.join_next() => {
             anyhow::bail!("a task ended unexpectedly: {ended:?}");
         }

@@ -30,6 +30,11 @@ pub const PROXY_MEMORY_LIMIT: &str = "ferry.dev/proxy-memory-limit";
 /// refuses them); passed as `FERRY_INBOUND_POLICY`. Unset: the proxy's
 /// default, permissive.
 pub const INBOUND_POLICY: &str = "ferry.dev/inbound-policy";
+/// `true` | `false`: whether the app gets the client's verified SPIFFE
+/// identity in the `ferry-client-identity` request header (the proxy always
+/// removes a header of that name it did not set); passed as
+/// `FERRY_INBOUND_IDENTITY_HEADER`. Unset: the proxy's default, false.
+pub const INBOUND_IDENTITY_HEADER: &str = "ferry.dev/inbound-identity-header";
 /// Overrides the default `FERRY_LOG`.
 pub const PROXY_LOG_LEVEL: &str = "ferry.dev/proxy-log-level";
 /// Label key marking Ferry's own pods, which are never injected.
@@ -45,6 +50,8 @@ pub(crate) struct PodSettings {
     pub(crate) log_level: String,
     /// `permissive` or `strict`, when the pod sets it.
     pub(crate) inbound_policy: Option<&'static str>,
+    /// `true` or `false`, when the pod sets it.
+    pub(crate) inbound_identity_header: Option<&'static str>,
 }
 
 // PodSettings
@@ -79,6 +86,19 @@ impl PodSettings {
                 ));
             }
         };
+        let inbound_identity_header =
+            match annotations.get(INBOUND_IDENTITY_HEADER).map(|v| v.trim()) {
+                None => None,
+                Some("true") => Some("true"),
+                Some("false") => Some("false"),
+                Some(other) => {
+                    return Err(invalid(
+                        INBOUND_IDENTITY_HEADER,
+                        other,
+                        "expected true or false",
+                    ));
+                }
+            };
         Ok(Self {
             skip_inbound: ports(annotations, SKIP_INBOUND_PORTS)?,
             skip_outbound: ports(annotations, SKIP_OUTBOUND_PORTS)?,
@@ -91,6 +111,7 @@ impl PodSettings {
             },
             log_level,
             inbound_policy,
+            inbound_identity_header,
         })
     }
 }
@@ -191,6 +212,7 @@ mod tests {
             (PROXY_MEMORY_REQUEST, "64MB"),
             (PROXY_LOG_LEVEL, " "),
             (INBOUND_POLICY, "Strict"),
+            (INBOUND_IDENTITY_HEADER, "yes"),
         ] {
             let err = PodSettings::from_annotations(
                 &annotations(&[(key, value)]),

@@ -78,13 +78,14 @@ pub struct InjectConfig {
 // InjectConfig
 
 impl InjectConfig {
-    /// Defaults for a given Ferry version: image `ferry/proxy:<version>`,
+    /// Defaults for a given Ferry version: image
+    /// `localhost/ferry/proxy:<version>` (as `images/build.sh` names it),
     /// discovery at `ferry-control.ferry-system.svc.cluster.local:8090`,
     /// trust domain `cluster.local`, native sidecar.
     pub fn new(version: impl Into<String>) -> Self {
         let version = version.into();
         Self {
-            proxy_image: format!("ferry/proxy:{version}"),
+            proxy_image: format!("localhost/ferry/proxy:{version}"),
             version,
             image_pull_policy: None,
             discovery_addr: "ferry-control.ferry-system.svc.cluster.local:8090".to_owned(),

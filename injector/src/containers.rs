@@ -209,6 +209,9 @@ fn proxy_env(
     if let Some(policy) = settings.inbound_policy {
         env.push(value_env("FERRY_INBOUND_POLICY", policy));
     }
+    if let Some(header) = settings.inbound_identity_header {
+        env.push(value_env("FERRY_INBOUND_IDENTITY_HEADER", header));
+    }
     if settings.resources.cpu_limit.is_some() {
         // The proxy's CPU limit, rounded up to whole cores: its threads.
         env.push(EnvVar {

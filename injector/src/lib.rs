@@ -48,7 +48,8 @@
 //! entry by the `ferry.dev/proxy-*` annotations; port lists from
 //! `ferry.dev/skip-inbound-ports`, `skip-outbound-ports` and `opaque-ports`;
 //! `ferry.dev/inbound-policy` (`permissive` | `strict`) becomes the proxy's
-//! `FERRY_INBOUND_POLICY`.
+//! `FERRY_INBOUND_POLICY`, `ferry.dev/inbound-identity-header` (`true` |
+//! `false`) its `FERRY_INBOUND_IDENTITY_HEADER`.
 //! Invalid annotation values are an error ([`InjectError::InvalidAnnotation`])
 //! so the user sees it at admission instead of a broken pod.
 //!
@@ -86,8 +87,8 @@ mod manifest;
 mod probes;
 
 pub use annotations::{
-    INBOUND_POLICY, INJECT, INJECTED, OPAQUE_PORTS, PART_OF_LABEL, PROXY_CPU_LIMIT,
-    PROXY_CPU_REQUEST, PROXY_LOG_LEVEL, PROXY_MEMORY_LIMIT, PROXY_MEMORY_REQUEST,
+    INBOUND_IDENTITY_HEADER, INBOUND_POLICY, INJECT, INJECTED, OPAQUE_PORTS, PART_OF_LABEL,
+    PROXY_CPU_LIMIT, PROXY_CPU_REQUEST, PROXY_LOG_LEVEL, PROXY_MEMORY_LIMIT, PROXY_MEMORY_REQUEST,
     SKIP_INBOUND_PORTS, SKIP_OUTBOUND_PORTS,
 };
 pub use config::{

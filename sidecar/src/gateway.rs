@@ -41,6 +41,7 @@ use crate::proxy::balance::Balancer;
 use crate::proxy::client::{Client, ClientParams};
 use crate::proxy::retry::{BudgetParams, Budgets};
 use crate::proxy::{StackParams, gateway_stack};
+use crate::shutdown;
 
 /// Where gateway mode gets its configuration.
 #[derive(Clone, Debug)]
@@ -79,6 +80,8 @@ pub struct GatewaySettings {
     pub retry_budget: BudgetParams,
     /// The proxy's workload identity; `None` calls every endpoint plainly.
     pub credentials: Option<CredentialsRx>,
+    /// How long the proxy serves on after SIGTERM ([`crate::shutdown`]).
+    pub drain: Duration,
 }
 
 // === impl GatewaySettings ===
@@ -96,6 +99,7 @@ impl GatewaySettings {
             client: ClientParams::default(),
             retry_budget: BudgetParams::default(),
             credentials: None,
+            drain: crate::shutdown::DEFAULT_DRAIN,
         }
     }
 }
@@ -172,24 +176,12 @@ pub async fn run(settings: GatewaySettings, compiler: impl Compile) -> anyhow::R
         admin = admin.with_credentials(credentials);
     }
 
-    tokio::select! {
-        () = source => anyhow::bail!("config source stopped"),
-        () = listeners.run() => anyhow::bail!("listeners stopped"),
-        () = admin.serve(admin_listener) => anyhow::bail!("admin server stopped"),
-        signal = shutdown_signal() => {
-            signal?;
-            tracing::info!("Shutting down");
-            Ok(())
+    let serving = async {
+        tokio::select! {
+            () = source => anyhow::bail!("config source stopped"),
+            () = listeners.run() => anyhow::bail!("listeners stopped"),
+            () = admin.serve(admin_listener) => anyhow::bail!("admin server stopped"),
         }
-    }
-}
-
-/// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C.
-async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("failed to listen for Ctrl-C"),
-        _ = term.recv() => Ok(()),
-    }
+    };
+    shutdown::serve_until_drained(serving, settings.drain, shutdown::signal).await
 }

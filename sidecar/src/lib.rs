@@ -30,5 +30,6 @@ pub mod mesh;
 pub mod metrics;
 pub mod orig_dst;
 pub mod proxy;
+pub mod shutdown;
 pub mod sidecar;
 pub mod tls;

@@ -44,6 +44,10 @@ struct Args {
     /// injector sets it from the proxy's CPU limit when there is one.
     #[arg(long, env = "FERRY_PROXY_CORES")]
     cores: Option<NonZeroUsize>,
+    /// How long the proxy serves on after SIGTERM, while its pod's callers
+    /// stop sending to it (`0s` stops at once).
+    #[arg(long, env = "FERRY_DRAIN", default_value = "5s", value_parser = ferry_core::flags::parse_duration)]
+    drain: std::time::Duration,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -113,8 +117,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         (Some(Command::Await(wait)), _) => Ok(ferry_proxy::await_ready::run(&wait).await?),
         (None, Some(Mode::Sidecar)) => {
-            let settings =
+            let mut settings =
                 ferry_proxy::sidecar::SidecarSettings::from_env(std::env::vars(), args.admin)?;
+            settings.drain = args.drain;
             // Without the identity variables (no CA to ask) the proxy holds
             // no certificate: meshed endpoints are refused, never dialled in
             // plaintext.
@@ -154,6 +159,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 _ => anyhow::bail!("gateway mode needs one of --config DIR or --discovery ADDR"),
             };
             let mut settings = GatewaySettings::new(source, args.bind, args.admin);
+            settings.drain = args.drain;
             // With the identity variables, the gateway reaches meshed
             // endpoints over mTLS as a sidecar does; without them, plainly.
             let vars = ca_fallback.into_iter().chain(std::env::vars());

@@ -79,6 +79,7 @@ use targets::Targets;
 use crate::identity::CredentialsRx;
 use crate::mesh::inbound::metrics::InboundMetrics;
 use crate::mesh::inbound::{Inbound, InboundParams};
+use crate::shutdown;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 
@@ -128,19 +129,17 @@ pub async fn run(settings: SidecarSettings, credentials: CredentialsRx) -> anyho
         .with_outbound(targets.clone(), credentials);
     admin.set_ready();
 
-    tokio::select! {
-        () = outbound => anyhow::bail!("outbound listener stopped"),
-        () = inbound => anyhow::bail!("inbound listener stopped"),
-        () = run_if_some(outbound_v6) => anyhow::bail!("IPv6 outbound listener stopped"),
-        () = run_if_some(targets.map(Targets::sweep)) => anyhow::bail!("target sweeper stopped"),
-        () = run_if_some(inbound_v6) => anyhow::bail!("IPv6 inbound listener stopped"),
-        () = admin.serve(admin_listener) => anyhow::bail!("admin server stopped"),
-        signal = shutdown_signal() => {
-            signal?;
-            tracing::info!("Shutting down");
-            Ok(())
+    let serving = async {
+        tokio::select! {
+            () = outbound => anyhow::bail!("outbound listener stopped"),
+            () = inbound => anyhow::bail!("inbound listener stopped"),
+            () = run_if_some(outbound_v6) => anyhow::bail!("IPv6 outbound listener stopped"),
+            () = run_if_some(targets.map(Targets::sweep)) => anyhow::bail!("target sweeper stopped"),
+            () = run_if_some(inbound_v6) => anyhow::bail!("IPv6 inbound listener stopped"),
+            () = admin.serve(admin_listener) => anyhow::bail!("admin server stopped"),
         }
-    }
+    };
+    shutdown::serve_until_drained(serving, settings.drain, shutdown::signal).await
 }
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
@@ -174,16 +173,6 @@ async fn run_if_some(task: Option<impl Future<Output = ()>>) {
     match task {
         Some(task) => task.await,
         None => std::future::pending().await,
-    }
-}
-
-/// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C.
-async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.context("failed to listen for Ctrl-C"),
-        _ = term.recv() => Ok(()),
     }
 }
 

@@ -148,10 +148,15 @@ endpoints:
 }
 
 fn start(dir: &Path, admin: SocketAddr) -> Proxy {
+    start_with(dir, admin, &[])
+}
+
+fn start_with(dir: &Path, admin: SocketAddr, extra: &[&str]) -> Proxy {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferry-proxy"))
         .args(["--mode", "gateway", "--config"])
         .arg(dir)
         .args(["--bind", "127.0.0.1", "--admin", &admin.to_string()])
+        .args(extra)
         .env("FERRY_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -491,4 +496,57 @@ fn bad_thread_counts_are_refused() {
         assert!(!out.status.success(), "{flag:?} {env:?} was accepted");
         assert!(stderr.contains("--cores"), "{stderr}");
     }
+}
+
+/// SIGTERM (a pod being deleted) does not stop the proxy at once: it serves
+/// through its drain period while callers let go, then exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_before_exit() {
+    let v1 = echo_backend("v1").await;
+    let port = free_port();
+    let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gateway.yaml"), gateway_yaml(port)).unwrap();
+    std::fs::write(dir.path().join("route.yaml"), route_yaml(100, 0)).unwrap();
+    std::fs::write(
+        dir.path().join("services.yaml"),
+        format!("{}---\n{}", service_yaml("v1", v1), service_yaml("v2", v1)),
+    )
+    .unwrap();
+    let mut proxy = start_with(dir.path(), admin, &["--drain", "2s"]);
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    wait_until("/ready", || async {
+        admin_get(&client, admin, "/ready")
+            .await
+            .is_some_and(|(s, _)| s == StatusCode::OK)
+    })
+    .await;
+
+    let term = Command::new("kill")
+        .args(["-TERM", &proxy.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let signalled = std::time::Instant::now();
+    // New connections and requests are still served during the drain.
+    while signalled.elapsed() < Duration::from_millis(1500) {
+        let fresh: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        let answer = get(&fresh, port, "shop.example.com", "/", None).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = loop {
+        if let Some(status) = proxy.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM:\n{}",
+            proxy.stderr.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    assert!(signalled.elapsed() >= Duration::from_secs(2));
+    assert!(proxy.stderr.lock().unwrap().contains("Draining"));
 }

@@ -17,7 +17,7 @@ struct Args {
     #[arg(long)]
     cluster: bool,
     /// The echo image for `--cluster` (built from the `ferry-echo` binary).
-    #[arg(long, default_value = concat!("ferry/echo:", env!("CARGO_PKG_VERSION")))]
+    #[arg(long, default_value = concat!("localhost/ferry/echo:", env!("CARGO_PKG_VERSION")))]
     image: String,
 }
 

@@ -52,6 +52,9 @@ pub struct SidecarSettings {
     /// Limit for reading the first bytes of an outbound connection
     /// (`FERRY_DETECT_TIMEOUT`); after it, the connection is opaque.
     pub detect_timeout: Duration,
+    /// How long the proxy serves on after SIGTERM ([`crate::shutdown`];
+    /// the binary's `--drain`, `FERRY_DRAIN`).
+    pub drain: Duration,
 }
 
 /// On-demand discovery of outbound targets.
@@ -220,6 +223,7 @@ impl SidecarSettings {
             discovery,
             opaque_ports,
             detect_timeout,
+            drain: crate::shutdown::DEFAULT_DRAIN,
         })
     }
 }
