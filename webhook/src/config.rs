@@ -72,6 +72,7 @@ pub struct WebhookArgs {
         long = "webhook-registration",
         env = "FERRY_WEBHOOK_REGISTRATION",
         value_enum,
+        ignore_case = true,
         default_value_t
     )]
     pub registration: Registration,
@@ -117,6 +118,7 @@ pub struct WebhookArgs {
         long = "webhook-failure-policy",
         env = "FERRY_WEBHOOK_FAILURE_POLICY",
         value_enum,
+        ignore_case = true,
         default_value_t
     )]
     pub failure_policy: FailurePolicy,
@@ -134,6 +136,7 @@ pub struct WebhookArgs {
         long = "sidecar-mode",
         env = "FERRY_SIDECAR_MODE",
         value_enum,
+        ignore_case = true,
         default_value_t
     )]
     pub sidecar_mode: SidecarModeArg,

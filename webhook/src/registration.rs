@@ -200,5 +200,10 @@ mod tests {
         );
         let full = Cli::parse_from(["t"]).webhook;
         assert!(registration_patch(&full, "PEM")["webhooks"][0]["rules"].is_array());
+        // As Kubernetes spells it (the chart's values), or as the flag does.
+        for spelled in ["Fail", "fail"] {
+            let args = Cli::parse_from(["t", "--webhook-failure-policy", spelled]).webhook;
+            assert_eq!(args.failure_policy.as_str(), "Fail");
+        }
     }
 }
