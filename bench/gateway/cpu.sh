@@ -9,6 +9,8 @@
 #
 # Environment: ROUNDS (5), SECS (5, closed loop), REQUESTS (20000, at
 # RATE req/s), RATE (4000), CONNS (16, closed loop).
+# Benchmarks stop their servers at once: no drain period after SIGTERM.
+export FERRY_DRAIN=0s FERRY_ECHO_DRAIN=0s
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ $# -ge 1 ] || { echo "usage: $0 BINARY [BINARY...]" >&2; exit 2; }

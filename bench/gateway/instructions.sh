@@ -11,6 +11,8 @@
 #   bench/gateway/instructions.sh BINARY [BINARY...]
 #
 # Environment: REQUESTS (4000), WARMUP (200), ECHO (ferry-echo binary).
+# Benchmarks stop their servers at once: no drain period after SIGTERM.
+export FERRY_DRAIN=0s FERRY_ECHO_DRAIN=0s
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ $# -ge 1 ] || { echo "usage: $0 BINARY [BINARY...]" >&2; exit 2; }

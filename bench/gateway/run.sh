@@ -5,6 +5,8 @@
 # physical limit). Interleaved rounds; medians reported. See README.md.
 #
 #   bench/gateway/run.sh [ROUNDS] [SECONDS]
+# Benchmarks stop their servers at once: no drain period after SIGTERM.
+export FERRY_DRAIN=0s FERRY_ECHO_DRAIN=0s
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-5}

@@ -7,6 +7,7 @@
 //! It also ships `ferry-echo`, the echo backend used by end-to-end tests.
 #![warn(missing_docs)]
 
+pub mod call;
 pub mod client;
 pub mod cluster;
 pub mod echo;
