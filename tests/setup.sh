@@ -21,6 +21,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if [ -x tests/cluster/kube.sh ]; then
-  tests/cluster/kube.sh
-fi
+tests/cluster/kube.sh     # real etcd + kube-apiserver (cluster tests)
+tests/node/setup.sh       # kubelet, kube-proxy, scheduler, containerd (the real node)
+tests/chart/setup.sh      # real Helm, as a library (chart tests, the journey)

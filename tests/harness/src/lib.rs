@@ -40,6 +40,7 @@ mod cluster;
 mod crds;
 mod local;
 mod namespace;
+pub mod node;
 mod pki;
 mod supervisor;
 
