@@ -88,8 +88,12 @@ fn workloads(service: &Value, documents: &[Value], image: &str) -> [Value; 2] {
                     "spec": {"containers": [{
                         "name": "echo",
                         "image": image,
-                        "args": ["--name", "$(POD_NAME)", "--listen", format!("0.0.0.0:{container_port}")],
-                        "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+                        // ferry-echo answers with the pod's name and namespace.
+                        "args": ["--listen", format!("0.0.0.0:{container_port}")],
+                        "env": [
+                            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                        ],
                         "ports": [{"name": "http", "containerPort": container_port}],
                     }]},
                 },

@@ -537,17 +537,10 @@ impl Drop for Watchdog {
     }
 }
 
-/// Why a node cannot run here (not root), or `None`; [`NodeBuilder::start`]
-/// fails with it.
+/// Why a node cannot run here (not root, no `ip`), or `None`;
+/// [`NodeBuilder::start`] fails with it.
 pub fn unavailable() -> Option<String> {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
-        });
-    (uid.as_deref() != Some("0")).then(|| "a real node needs root".to_owned())
+    ferry_netns::unavailable()
 }
 
 /// Runs blocking work (processes, pipes) off the async runtime.
