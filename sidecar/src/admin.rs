@@ -20,6 +20,7 @@ use crate::body::{self, Body};
 use crate::config::{ConfigRx, ErrorsRx, Snapshot};
 use crate::identity::{CredentialsRx, IdentitySummary, summary};
 use crate::listeners::Applied;
+use crate::server::ADMIN_HEADER_READ_TIMEOUT;
 
 /// What the admin server shows.
 #[derive(Clone)]
@@ -78,7 +79,7 @@ impl Admin {
                 });
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
-                    .header_read_timeout(std::time::Duration::from_secs(5))
+                    .header_read_timeout(ADMIN_HEADER_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(tcp), service);
                 if let Err(error) = conn.await {
                     tracing::debug!(%error, "Admin connection failed");

@@ -7,6 +7,7 @@ use std::time::Duration;
 use ferry_core::model::{BackendId, Endpoint};
 
 use crate::body::BoxError;
+use crate::server::body::BodyFailure;
 
 /// Why a request could not be forwarded.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,16 @@ pub enum ProxyError {
         /// The limit.
         after: Duration,
     },
+    /// The client's request body failed: it did not arrive in time, broke
+    /// HTTP's framing, or ended early. Whatever the attempt returned is a
+    /// consequence.
+    #[error("the client's request body failed: {failure:?}")]
+    RequestBody {
+        /// How.
+        failure: BodyFailure,
+        /// The backend the body was being sent to, when one was picked.
+        backend: Option<BackendId>,
+    },
     /// The client's request is not one the proxy can forward.
     #[error("bad request from {peer}: {reason}")]
     BadRequest {
@@ -85,7 +96,9 @@ impl ProxyError {
             Self::NoEndpoints { backend }
             | Self::Connect { backend, .. }
             | Self::Upstream { backend, .. } => Some(backend),
-            Self::BackendTimeout { backend, .. } => backend.as_ref(),
+            Self::BackendTimeout { backend, .. } | Self::RequestBody { backend, .. } => {
+                backend.as_ref()
+            }
             _ => None,
         }
     }

@@ -33,7 +33,7 @@ use crate::admin::Admin;
 use crate::body::Body;
 use crate::config::{Compile, FileSource, Publisher, discovery};
 use crate::identity::CredentialsRx;
-use crate::listeners::{Listeners, ServerParams};
+use crate::listeners::Listeners;
 use crate::mesh::client::{EndpointIdentities, MeshClient};
 use crate::mesh::dial::{DialMetrics, Dialer};
 use crate::metrics::Metrics;
@@ -41,6 +41,7 @@ use crate::proxy::balance::Balancer;
 use crate::proxy::client::{Client, ClientParams};
 use crate::proxy::retry::{BudgetParams, Budgets};
 use crate::proxy::{StackParams, gateway_stack};
+use crate::server::{HttpServer, ServerMetrics, ServerParams};
 use crate::shutdown;
 
 /// Where gateway mode gets its configuration.
@@ -72,7 +73,8 @@ pub struct GatewaySettings {
     pub poll_interval: Duration,
     /// How long an endpoint that refused a connection is avoided.
     pub failure_penalty: Duration,
-    /// Client connection limits.
+    /// Client connection limits ([`ServerParams::default`], or the
+    /// `FERRY_*` variables of [`ServerParams::from_env`]).
     pub server: ServerParams,
     /// Backend connection settings.
     pub client: ClientParams,
@@ -165,7 +167,8 @@ pub async fn run(settings: GatewaySettings, compiler: impl Compile) -> anyhow::R
             }
         }
     };
-    let listeners = Listeners::new(settings.bind, service, settings.server, config_rx.clone());
+    let server = HttpServer::new(settings.server, ServerMetrics::register(&mut registry));
+    let listeners = Listeners::new(settings.bind, service, server, config_rx.clone());
     let mut admin = Admin::new(
         config_rx,
         errors_rx,

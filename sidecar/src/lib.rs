@@ -15,6 +15,9 @@
 //!
 //! The request path is a stack of tower layers, listed in one place per
 //! mode: [`proxy::gateway_stack`] and [`sidecar::stack::sidecar_stack`].
+//! Every listener that serves HTTP does so through [`server`], which
+//! applies the limits on clients (one set of settings, `FERRY_*`
+//! variables read the same way in both modes).
 #![warn(missing_docs)]
 
 pub mod admin;
@@ -30,6 +33,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod orig_dst;
 pub mod proxy;
+pub mod server;
 pub mod shutdown;
 pub mod sidecar;
 pub mod tls;

@@ -3,48 +3,27 @@
 //! never drops them; each request routes with the config current when it
 //! arrives.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::Poll;
 use std::time::Duration;
 
 use ferry_core::model::PortProtocol;
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
-use tower::{Service, ServiceExt};
 
-use crate::body::{self, Body};
 use crate::config::ConfigRx;
-use crate::proxy::{ConnInfo, ProxyFuture, ProxyService};
+use crate::proxy::{ConnInfo, ProxyService};
+use crate::server::{HttpServer, Limit};
 use crate::tls;
-
-/// Limits applied to client connections.
-#[derive(Clone, Copy, Debug)]
-pub struct ServerParams {
-    /// Time allowed to read a request's headers (HTTP/1.1).
-    pub header_read_timeout: Duration,
-    /// Largest request head accepted, in bytes.
-    pub max_header_bytes: usize,
-    /// Time allowed for a TLS handshake.
-    pub tls_handshake_timeout: Duration,
-}
 
 /// Serves the ports of the config in force on one address.
 pub struct Listeners {
     bind: IpAddr,
     service: ProxyService,
-    http: Arc<auto::Builder<TokioExecutor>>,
-    params: ServerParams,
+    server: Arc<HttpServer>,
     config: ConfigRx,
     applied: Applied,
 }
@@ -60,14 +39,6 @@ struct Bound {
     accept: JoinHandle<()>,
 }
 
-/// One client connection's service: the proxy's service, called in place
-/// rather than cloned for every request, with the connection's
-/// [`ConnInfo`] added to each request.
-struct Connection {
-    service: RefCell<ProxyService>,
-    info: ConnInfo,
-}
-
 /// The TLS acceptor of a port, rebuilt when the config changes.
 struct TlsCache {
     port: u16,
@@ -75,41 +46,15 @@ struct TlsCache {
     acceptor: Option<TlsAcceptor>,
 }
 
-// === impl ServerParams ===
-
-impl Default for ServerParams {
-    fn default() -> Self {
-        Self {
-            header_read_timeout: Duration::from_secs(10),
-            max_header_bytes: 64 * 1024,
-            tls_handshake_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
 // === impl Listeners ===
 
 impl Listeners {
-    /// Listeners on `bind` serving `service`.
-    pub fn new(
-        bind: IpAddr,
-        service: ProxyService,
-        params: ServerParams,
-        config: ConfigRx,
-    ) -> Self {
-        let mut http = auto::Builder::new(TokioExecutor::new());
-        http.http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(params.header_read_timeout)
-            .max_buf_size(params.max_header_bytes.max(8192));
-        http.http2()
-            .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(params.max_header_bytes).unwrap_or(u32::MAX));
+    /// Listeners on `bind` serving `service` through `server`.
+    pub fn new(bind: IpAddr, service: ProxyService, server: HttpServer, config: ConfigRx) -> Self {
         Self {
             bind,
             service,
-            http: Arc::new(http),
-            params,
+            server: Arc::new(server),
             config,
             applied: Applied::default(),
         }
@@ -170,8 +115,7 @@ impl Listeners {
             port,
             protocol,
             self.service.clone(),
-            self.http.clone(),
-            self.params,
+            self.server.clone(),
             self.config.clone(),
         ));
         Ok(Bound { protocol, accept })
@@ -204,8 +148,7 @@ async fn accept(
     port: u16,
     protocol: PortProtocol,
     service: ProxyService,
-    http: Arc<auto::Builder<TokioExecutor>>,
-    params: ServerParams,
+    server: Arc<HttpServer>,
     config: ConfigRx,
 ) {
     let mut tls = TlsCache {
@@ -229,61 +172,25 @@ async fn accept(
             tls: protocol == PortProtocol::Https,
         };
         let service = service.clone();
-        let http = http.clone();
+        let server = server.clone();
         if protocol == PortProtocol::Http {
-            tokio::spawn(async move { serve(tcp, info, service, &http).await });
+            tokio::spawn(async move { server.serve(tcp, info, service).await });
             continue;
         }
         let Some(acceptor) = tls.acceptor(&config) else {
             continue;
         };
-        let handshake = params.tls_handshake_timeout;
         tokio::spawn(async move {
-            match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => serve(stream, info, service, &http).await,
+            let limit = server.params().tls_handshake_timeout;
+            match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => server.serve(stream, info, service).await,
                 Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                Err(_) => {
+                    server.cut_off(Limit::TlsHandshake);
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                }
             }
         });
-    }
-}
-
-pub(crate) async fn serve<I>(
-    io: I,
-    info: ConnInfo,
-    service: ProxyService,
-    http: &auto::Builder<TokioExecutor>,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = Connection {
-        service: RefCell::new(service),
-        info,
-    };
-    let conn = http.serve_connection_with_upgrades(TokioIo::new(io), service);
-    if let Err(error) = conn.await {
-        tracing::debug!(%error, peer = %info.peer, "Connection closed with error");
-    }
-}
-
-// === impl Connection ===
-
-impl hyper::service::Service<Request<Incoming>> for Connection {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = ProxyFuture;
-
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let mut req = req.map(body::boxed);
-        req.extensions_mut().insert(self.info);
-        let mut service = self.service.borrow_mut();
-        // The gateway's stack is always ready; any other goes through a
-        // clone that is polled ready as a future.
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        match service.poll_ready(&mut cx) {
-            Poll::Ready(Ok(())) => service.call(req),
-            _ => Box::pin(service.clone().oneshot(req)),
-        }
     }
 }
 

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use ferry_proxy::gateway::{self, ConfigSource, GatewaySettings};
 use ferry_proxy::identity::{IdentitySettings, IdentitySettingsError};
+use ferry_proxy::server::ServerParams;
 use tracing_subscriber::EnvFilter;
 
 /// Ferry's proxy.
@@ -160,6 +161,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             };
             let mut settings = GatewaySettings::new(source, args.bind, args.admin);
             settings.drain = args.drain;
+            // Limits on clients: FERRY_HEADER_READ_TIMEOUT, FERRY_BODY_TIMEOUT…
+            let vars = std::env::vars().collect();
+            settings.server = ServerParams::from_env(&vars, ServerParams::default())?;
             // With the identity variables, the gateway reaches meshed
             // endpoints over mTLS as a sidecar does; without them, plainly.
             let vars = ca_fallback.into_iter().chain(std::env::vars());

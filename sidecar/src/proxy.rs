@@ -97,7 +97,7 @@ pub struct StackParams {
 pub fn gateway_stack(params: StackParams) -> ProxyService {
     let forward: Forward = ServiceBuilder::new()
         .boxed_clone()
-        .layer(balance::BalanceLayer::new(params.balancer))
+        .layer(balance::BalanceLayer::new(params.balancer.clone()))
         .service(params.client);
     let service = ServiceBuilder::new()
         .layer(MetricsLayer::new(params.metrics))
@@ -108,7 +108,10 @@ pub fn gateway_stack(params: StackParams) -> ProxyService {
         .layer(timeout::RequestTimeoutLayer)
         .layer(retry::RetryLayer::new(params.budgets))
         .layer(timeout::BackendTimeoutLayer)
-        .layer(backend::BackendLayer::new(forward.clone()))
+        .layer(backend::BackendLayer::new(
+            forward.clone(),
+            params.balancer.clone(),
+        ))
         .service(forward);
     BoxCloneService::new(service)
 }

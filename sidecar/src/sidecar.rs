@@ -100,6 +100,7 @@ pub async fn run(settings: SidecarSettings, credentials: CredentialsRx) -> anyho
         &mut registry,
     );
     let targets = mesh_outbound.targets.clone();
+    let server = mesh_outbound.server.clone();
     let outbound_v6 = outbound_v6.map(|l| mesh_outbound.clone().serve(l));
     let outbound = mesh_outbound.serve(outbound);
     let mesh_inbound = Inbound::new(
@@ -107,7 +108,8 @@ pub async fn run(settings: SidecarSettings, credentials: CredentialsRx) -> anyho
             settings.inbound_policy,
             settings.inbound_identity_header,
             settings.connect_timeout,
-        ),
+        )
+        .with_server(server),
         credentials.clone(),
         InboundMetrics::register(&mut registry),
         metrics.clone(),

@@ -550,3 +550,233 @@ async fn sigterm_drains_before_exit() {
     assert!(signalled.elapsed() >= Duration::from_secs(2));
     assert!(proxy.stderr.lock().unwrap().contains("Draining"));
 }
+
+/// [`start`], with `vars` in the proxy's environment.
+fn start_with_env(dir: &Path, admin: SocketAddr, vars: &[(&str, &str)]) -> Proxy {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry-proxy"))
+        .args(["--mode", "gateway", "--config"])
+        .arg(dir)
+        .args(["--bind", "127.0.0.1", "--admin", &admin.to_string()])
+        .env("FERRY_LOG", "info")
+        .envs(vars.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let sink = stderr.clone();
+    let pipe = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let mut sink = sink.lock().unwrap();
+            sink.push_str(&line);
+            sink.push('\n');
+        }
+    });
+    Proxy { child, stderr }
+}
+
+/// A backend that reads the whole request body before answering 200 with
+/// `x-backend: NAME` and the request's `host` and body length.
+async fn reading_backend(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: Request<hyper::body::Incoming>| async move {
+                        let host = req
+                            .headers()
+                            .get_all("host")
+                            .iter()
+                            .map(|h| h.to_str().unwrap_or("?").to_owned())
+                            .collect::<Vec<_>>()
+                            .join(",");
+                        let xfh = req
+                            .headers()
+                            .get("x-forwarded-host")
+                            .map(|h| h.to_str().unwrap_or("?").to_owned())
+                            .unwrap_or_default();
+                        let body = req.into_body().collect().await;
+                        let text = match body {
+                            Ok(body) => {
+                                format!("host={host} xfh={xfh} body={}\n", body.to_bytes().len())
+                            }
+                            Err(error) => format!("body error: {error}\n"),
+                        };
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .header("x-backend", name)
+                                .body(Full::new(Bytes::from(text)))
+                                .unwrap(),
+                        )
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Writes `bytes` on a new connection and reads what comes back until the
+/// proxy closes it or `within` passes; `None` when still open then.
+async fn raw_exchange(port: u16, bytes: &[u8], within: Duration) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tcp.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(within, tcp.read_to_end(&mut out)).await;
+    read.ok()
+        .map(|_| String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The attacks of a hostile client against the real gateway binary, with
+/// its limits set from the environment: connections that never speak are
+/// closed, `Host` cannot disagree with the routed authority, malformed
+/// heads and bodies are the client's 400, a body dripped in is cut off
+/// with 408, and a dead Service's share of a split falls over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_clients_meet_the_gateway_limits() {
+    let legit = reading_backend("legit").await;
+    let dead = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+    let port = free_port();
+    let admin = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gateway.yaml"), gateway_yaml(port)).unwrap();
+    std::fs::write(
+        dir.path().join("route.yaml"),
+        "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: legit, namespace: shop}
+spec:
+  parentRefs: [{name: public}]
+  hostnames: [legit.test]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /split}}]
+    backendRefs: [{name: v1, port: 80, weight: 50}, {name: v2, port: 80, weight: 50}]
+  - backendRefs: [{name: v1, port: 80}]
+",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("services.yaml"),
+        format!(
+            "{}---\n{}",
+            service_yaml("v1", legit),
+            service_yaml("v2", dead)
+        ),
+    )
+    .unwrap();
+    let proxy = start_with_env(
+        dir.path(),
+        admin,
+        &[
+            ("FERRY_HEADER_READ_TIMEOUT", "1s"),
+            ("FERRY_BODY_TIMEOUT", "1s"),
+        ],
+    );
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    wait_until("/ready", || async {
+        admin_get(&client, admin, "/ready")
+            .await
+            .is_some_and(|(s, _)| s == StatusCode::OK)
+    })
+    .await;
+    wait_until("the listener", || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+
+    // Connections that never speak, or stop inside the h2 preface.
+    let within = Duration::from_secs(4);
+    let silent = raw_exchange(port, b"", within);
+    let preface = raw_exchange(port, &b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"[..22], within);
+    let (silent, preface) = tokio::join!(silent, preface);
+    assert!(silent.is_some(), "a silent connection is still open");
+    assert!(preface.is_some(), "22 bytes of the preface: still open");
+
+    // Host confusion.
+    let within = Duration::from_secs(3);
+    let answer = raw_exchange(
+        port,
+        b"GET http://legit.test/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+        within,
+    )
+    .await
+    .unwrap();
+    assert!(
+        answer.contains("host=legit.test xfh=legit.test body=0"),
+        "{answer}"
+    );
+    let answer = raw_exchange(
+        port,
+        b"GET / HTTP/1.1\r\nHost: legit.test\r\nHost: evil.example\r\n\r\n",
+        within,
+    )
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+
+    // Malformed heads and bodies.
+    let answer = raw_exchange(port, b"GET / HTTP/1.1\nHost: legit.test\n\n", within)
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "bare LF: {answer}");
+    let answer = raw_exchange(
+        port,
+        b"POST / HTTP/1.1\r\nHost: legit.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        within,
+    )
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "bad chunk: {answer}");
+    assert!(answer.contains("request-body-malformed"), "{answer}");
+
+    // A body dripped one byte every 300 ms.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        tcp.write_all(b"POST / HTTP/1.1\r\nHost: legit.test\r\nContent-Length: 100\r\n\r\n")
+            .await
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1024];
+        while started.elapsed() < Duration::from_secs(8) {
+            let _ = tcp.write_all(b"x").await;
+            if let Ok(Ok(n)) =
+                tokio::time::timeout(Duration::from_millis(300), tcp.read(&mut buf)).await
+            {
+                out.extend_from_slice(&buf[..n]);
+                if n == 0 || out.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+        }
+        let answer = String::from_utf8_lossy(&out);
+        assert!(answer.starts_with("HTTP/1.1 408"), "slow body: {answer:?}");
+        assert!(started.elapsed() < Duration::from_secs(6));
+    }
+
+    // A dead Service's share of a split.
+    let mut failures = 0;
+    for _ in 0..50 {
+        let answer = get(&client, port, "legit.test", "/split", None).await;
+        if answer.status != StatusCode::OK {
+            failures += 1;
+        }
+    }
+    assert!(failures <= 1, "{failures} of 50 failed");
+    drop(proxy);
+}

@@ -68,9 +68,9 @@ type Connections = HashMap<SocketAddr, Pooled>;
 
 /// One HTTP/2 connection per meshed endpoint and identity, made by the
 /// first request that needs it and shared by the rest. A connection
-/// unused for `idle_timeout` is dropped (it closes once its last request
-/// ends) when another endpoint is dialled, so endpoints that went away do
-/// not keep connections. An endpoint now expected to prove another
+/// unused for `idle_timeout` is not reused, and is dropped (it closes once
+/// its last request ends) when another endpoint is dialled, so endpoints
+/// that went away do not keep connections. An endpoint now expected to prove another
 /// identity (its address reused by another workload) gets a new
 /// connection.
 #[derive(Debug)]
@@ -273,10 +273,8 @@ impl Pool {
                 cell: Arc::default(),
                 last_used: now,
             });
-            if pooled.identity != *identity {
+            if !pooled.usable(identity, now, self.idle_timeout) {
                 pooled.identity = identity.clone();
-                pooled.cell = Arc::default();
-            } else if pooled.cell.get().is_some_and(|s| s.is_closed()) {
                 pooled.cell = Arc::default();
             }
             pooled.last_used = now;
@@ -315,6 +313,22 @@ impl Pool {
     }
 }
 
+// === impl Pooled ===
+
+impl Pooled {
+    /// Whether a request for an endpoint expected to prove `identity` may
+    /// take this connection at `now`: it proved that identity, is open, and
+    /// was used within `idle`. A connection unused for longer is replaced
+    /// rather than reused, so the client always lets go of it before the
+    /// server's idle timeout (`http2_idle_timeout`, longer) sends a GOAWAY
+    /// that a request could race.
+    fn usable(&self, identity: &Identity, now: Instant, idle: Duration) -> bool {
+        self.identity == *identity
+            && now.duration_since(self.last_used) < idle
+            && !self.cell.get().is_some_and(|s| s.is_closed())
+    }
+}
+
 /// Drops the connections unused for `idle` at `now`, and closed ones.
 fn evict_idle(connections: &mut Connections, now: Instant, idle: Duration) {
     connections.retain(|_, p| {
@@ -325,6 +339,22 @@ fn evict_idle(connections: &mut Connections, now: Instant, idle: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_unused_for_the_idle_timeout_is_not_reused() {
+        let id = |sa: &str| Identity::new("cluster.local", "shop", sa).unwrap();
+        let pooled = Pooled {
+            identity: id("a"),
+            cell: Arc::default(),
+            last_used: Instant::now(),
+        };
+        let idle = Duration::from_secs(60);
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(pooled.usable(&id("a"), Instant::now(), idle));
+        assert!(!pooled.usable(&id("b"), Instant::now(), idle));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(!pooled.usable(&id("a"), Instant::now(), idle));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn connections_unused_for_the_idle_timeout_are_dropped() {

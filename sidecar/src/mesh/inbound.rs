@@ -45,6 +45,7 @@ use self::server_config::ServerConfigs;
 use crate::identity::CredentialsRx;
 use crate::mesh::tls::peer_identity;
 use crate::mesh::{ALPN_HTTP, ALPN_OPAQUE};
+use crate::server::{HttpServer, Limit, ServerMetrics, ServerParams};
 use crate::sidecar::{Direction, TcpLabels, TcpMetrics, redirected_target, splice};
 
 /// What happens to inbound connections that are not mesh traffic.
@@ -69,13 +70,14 @@ pub struct InboundParams {
     pub policy: InboundPolicy,
     /// Whether the app gets the verified client identity as a header.
     pub identity_header: bool,
-    /// How long to wait for a ClientHello before deciding a connection is
-    /// not mesh traffic (a server-first protocol waits this long).
-    pub detect_timeout: Duration,
-    /// Limit of a TLS handshake, and of reading an opaque header.
-    pub handshake_timeout: Duration,
     /// Limit of one connect to the app.
     pub connect_timeout: Duration,
+    /// The server of mesh HTTP, and the limits on clients: how long to
+    /// wait for a ClientHello before deciding a connection is not mesh
+    /// traffic (`detect_timeout`: a server-first protocol waits this
+    /// long), the TLS handshake's limit (also reading an opaque header's),
+    /// and HTTP/2's.
+    pub server: Arc<HttpServer>,
 }
 
 /// Serves inbound listeners; cloned for each (IPv4 and IPv6), sharing the
@@ -120,15 +122,23 @@ impl fmt::Display for InboundPolicy {
 // === impl InboundParams ===
 
 impl InboundParams {
-    /// `policy` and `identity_header` with the default limits.
+    /// `policy` and `identity_header` with sidecar mode's default limits
+    /// ([`ServerParams::sidecar`]), their hits not counted anywhere.
     pub fn new(policy: InboundPolicy, identity_header: bool, connect_timeout: Duration) -> Self {
         Self {
             policy,
             identity_header,
-            detect_timeout: Duration::from_secs(1),
-            handshake_timeout: Duration::from_secs(10),
             connect_timeout,
+            server: Arc::new(HttpServer::new(
+                ServerParams::sidecar(),
+                ServerMetrics::default(),
+            )),
         }
+    }
+
+    /// These parameters, serving through `server`.
+    pub fn with_server(self, server: Arc<HttpServer>) -> Self {
+        Self { server, ..self }
     }
 }
 
@@ -188,7 +198,7 @@ impl Inbound {
 impl Shared {
     async fn handle(&self, tcp: TcpStream, peer: SocketAddr, orig: SocketAddr, to: SocketAddr) {
         let _ = tcp.set_nodelay(true);
-        match detect(&tcp, self.params.detect_timeout).await {
+        match detect(&tcp, self.params.server.params().detect_timeout).await {
             Err(error) => tracing::debug!(%peer, %orig, %error, "Inbound connection failed"),
             Ok(Detected::Mesh) => self.mesh(tcp, peer, orig, to).await,
             Ok(Detected::NotMesh(why)) => match self.params.policy {
@@ -218,7 +228,7 @@ impl Shared {
             self.metrics.refused(RefuseReason::NoCredentials, None);
             return;
         };
-        let limit = self.params.handshake_timeout;
+        let limit = self.params.server.params().tls_handshake_timeout;
         let mut tls = match tokio::time::timeout(limit, TlsAcceptor::from(config).accept(tcp)).await
         {
             Ok(Ok(tls)) => tls,
@@ -228,6 +238,7 @@ impl Shared {
                 return;
             }
             Err(_) => {
+                self.params.server.cut_off(Limit::TlsHandshake);
                 tracing::debug!(%peer, %orig, ?limit, "Inbound TLS handshake timed out");
                 self.metrics.refused(RefuseReason::Handshake, None);
                 return;
@@ -302,7 +313,7 @@ impl Shared {
             app: to,
             identity_header,
         };
-        if let Err(error) = http::serve(tls, self.app.clone(), forward).await {
+        if let Err(error) = http::serve(&self.params.server, tls, self.app.clone(), forward).await {
             tracing::debug!(%peer, client = %identity, %error, "Mesh HTTP connection ended with an error");
         }
     }

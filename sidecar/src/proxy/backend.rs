@@ -1,6 +1,16 @@
 //! Backend selection: picks one of the rule's backendRefs by weight and
 //! applies that backendRef's filters. A pick of an invalid reference, or
-//! a rule whose weights are all 0, fails with a 500 cause.
+//! a rule whose weights are all 0, fails with a 500 cause; a pick of a
+//! backend without endpoints goes on to fail with 503.
+//!
+//! A pick of a backend whose every endpoint is failing to connect (the
+//! balancer avoids them, [`Balancer::reachable`]) falls over to the rule's
+//! other backends, by their weights, as Linkerd's distribution skips
+//! backends that are not available: a split whose one Service is down
+//! answers from the others for the outage instead of failing its share.
+//! The configured weights hold whenever every backend is reachable, and
+//! the spec's 500 and 503 shares (invalid references, no endpoints) are
+//! kept.
 //!
 //! Picks follow a low-discrepancy sequence per rule (multiples of the
 //! golden ratio, modulo 1) rather than independent random draws: every
@@ -11,11 +21,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use ferry_core::model::{BackendId, RuleRef, WeightedBackend};
+use ferry_core::model::{BackendId, ProxyConfig, RuleRef, WeightedBackend};
 use http::{Request, Response};
 use rand::Rng;
 use tower::{Layer, Service};
 
+use super::balance::Balancer;
 use super::filters::{apply_request, apply_response};
 use super::hash::ConfigMap;
 use super::{BoxFuture, Forward, RouteCtx, Target};
@@ -32,6 +43,7 @@ pub struct BackendLayer {
     forward: Forward,
     sequences: Sequences,
     labels: BackendLabels,
+    balancer: Balancer,
 }
 
 /// See [`BackendLayer`].
@@ -40,6 +52,7 @@ pub struct PickBackend<S> {
     forward: Forward,
     sequences: Sequences,
     labels: BackendLabels,
+    balancer: Balancer,
     inner: S,
 }
 
@@ -79,12 +92,14 @@ impl BackendLabels {
 // === impl BackendLayer ===
 
 impl BackendLayer {
-    /// Backend-level mirrors are sent through `forward`.
-    pub fn new(forward: Forward) -> Self {
+    /// Backend-level mirrors are sent through `forward`; which endpoints
+    /// are failing is `balancer`'s.
+    pub fn new(forward: Forward, balancer: Balancer) -> Self {
         Self {
             forward,
             sequences: Sequences::default(),
             labels: BackendLabels::default(),
+            balancer,
         }
     }
 }
@@ -97,6 +112,7 @@ impl<S> Layer<S> for BackendLayer {
             forward: self.forward.clone(),
             sequences: self.sequences.clone(),
             labels: self.labels.clone(),
+            balancer: self.balancer.clone(),
             inner,
         }
     }
@@ -137,6 +153,11 @@ where
                 let rule = action.rule.to_string();
                 return Box::pin(async move { Err(ProxyError::InvalidBackend { rule }) });
             }
+        };
+        let index = if action.backends.len() > 1 && self.balancer.avoiding() {
+            fall_over(&self.balancer, &config, &action.backends, index)
+        } else {
+            index
         };
         let chosen = &action.backends[index];
         let Some(id) = chosen.target.clone() else {
@@ -199,6 +220,52 @@ pub fn pick(backends: &[WeightedBackend], point: f64) -> Pick {
         point -= weight;
     }
     Pick::AllZero
+}
+
+/// `picked`, or when its every endpoint is failing, another backend of
+/// `backends` that is reachable, picked at random by weight (the rule's
+/// sequence point, which fell in `picked`'s share, would favour its
+/// neighbours).
+fn fall_over(
+    balancer: &Balancer,
+    config: &ProxyConfig,
+    backends: &[WeightedBackend],
+    picked: usize,
+) -> usize {
+    let reachable = |index: usize| {
+        backends[index]
+            .target
+            .as_ref()
+            .and_then(|id| Some((id, config.backends.get(id)?)))
+            .is_some_and(|(id, backend)| balancer.reachable(id, &backend.endpoints))
+    };
+    let failing = backends[picked]
+        .target
+        .as_ref()
+        .and_then(|id| config.backends.get(id))
+        .is_some_and(|backend| !backend.endpoints.is_empty())
+        && !reachable(picked);
+    if !failing {
+        return picked;
+    }
+    let others =
+        |index: &usize| *index != picked && backends[*index].weight > 0 && reachable(*index);
+    let total: u64 = (0..backends.len())
+        .filter(others)
+        .map(|i| u64::from(backends[i].weight))
+        .sum();
+    if total == 0 {
+        return picked;
+    }
+    let mut point = rand::rng().random_range(0..total);
+    for index in (0..backends.len()).filter(others) {
+        let weight = u64::from(backends[index].weight);
+        if point < weight {
+            return index;
+        }
+        point -= weight;
+    }
+    picked
 }
 
 // === impl Sequences ===

@@ -1,6 +1,10 @@
 //! Endpoint balancing: power of two choices over a latency EWMA weighted by
 //! requests in flight, with passive failure handling: an endpoint that
-//! refuses connections is avoided for a while (unless every endpoint is).
+//! refuses connections (or does not answer a connect in time) is avoided
+//! for a while, unless every endpoint of its backend is. A retry of a
+//! connect failure therefore goes to another endpoint; when every endpoint
+//! of a backend is avoided, [`super::backend`] falls over to another
+//! backend of the rule ([`Balancer::reachable`]).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +40,9 @@ pub struct Balancer {
     backends: Arc<Mutex<ConfigMap<BackendId, Arc<BackendStats>>>>,
     failure_penalty: Duration,
     epoch: Instant,
+    /// Milliseconds since `epoch` until which some endpoint is avoided (0
+    /// when none ever was): while it is past, no backend needs a look.
+    avoiding_until_ms: Arc<AtomicU64>,
 }
 
 /// The endpoints of one backend with their statistics, index for index.
@@ -83,7 +90,35 @@ impl Balancer {
             backends: Arc::default(),
             failure_penalty,
             epoch: Instant::now(),
+            avoiding_until_ms: Arc::default(),
         }
+    }
+
+    /// Whether any endpoint of any backend is being avoided now.
+    pub fn avoiding(&self) -> bool {
+        let until = self.avoiding_until_ms.load(Ordering::Relaxed);
+        until != 0 && self.now_ms() < until
+    }
+
+    /// Whether `endpoints` of backend `id` include one that is not being
+    /// avoided (an empty backend is not reachable).
+    pub fn reachable(&self, id: &BackendId, endpoints: &[Endpoint]) -> bool {
+        if endpoints.is_empty() {
+            return false;
+        }
+        let now = self.now_ms();
+        self.stats_of(id, endpoints)
+            .stats
+            .iter()
+            .any(|s| s.avoid_until_ms.load(Ordering::Relaxed) <= now)
+    }
+
+    /// Avoids the endpoint of `stats` for the failure penalty.
+    fn avoid(&self, stats: &EndpointStats) {
+        let until =
+            self.now_ms() + u64::try_from(self.failure_penalty.as_millis()).unwrap_or(u64::MAX / 2);
+        stats.avoid_until_ms.store(until, Ordering::Relaxed);
+        self.avoiding_until_ms.fetch_max(until, Ordering::Relaxed);
     }
 
     fn now_ms(&self) -> u64 {
@@ -256,10 +291,7 @@ where
         Box::pin(async move {
             let result = response.await;
             match &result {
-                Err(ProxyError::Connect { .. }) => {
-                    let until = balancer.now_ms() + balancer.failure_penalty.as_millis() as u64;
-                    guard.0.avoid_until_ms.store(until, Ordering::Relaxed);
-                }
+                Err(ProxyError::Connect { .. }) => balancer.avoid(&guard.0),
                 _ => guard.0.observe(start.elapsed()),
             }
             result

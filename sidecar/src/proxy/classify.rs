@@ -1,7 +1,9 @@
 //! The one place where request-path errors become responses: 500 for
 //! configuration that cannot route, 502 for failed exchanges, 503 when no
-//! endpoint is available, 504 for timeouts. Each carries a `ferry-error`
-//! header naming the cause and a short body.
+//! endpoint is available, 504 for timeouts, and 400 or 408 when the
+//! exchange failed because the client's request was bad or its body too
+//! slow ([`BodyWatch`]). Each carries a `ferry-error` header naming the
+//! cause and a short body.
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -15,6 +17,7 @@ use super::backend::BackendLabel;
 use super::route::FERRY_ERROR;
 use crate::body::{self, Body};
 use crate::error::ProxyError;
+use crate::server::body::{BodyFailure, BodyWatch};
 
 /// Turns [`ProxyError`]s into responses.
 #[derive(Clone, Copy, Debug)]
@@ -75,11 +78,20 @@ where
         if let Some(error) = self.unready.take() {
             return Box::pin(async move { Ok(error_response(&error)) });
         }
+        // A failure of the client's body fails the attempt sending it,
+        // with an error of the backend's side: the body says whose it is.
+        let body = req.extensions().get::<BodyWatch>().cloned();
         let response = self.inner.call(req);
         Box::pin(async move {
             match response.await {
                 Ok(rsp) => Ok(rsp),
-                Err(error) => Ok(error_response(&error)),
+                Err(error) => match body.and_then(|body| body.failure()) {
+                    Some(failure) => Ok(error_response(&ProxyError::RequestBody {
+                        failure,
+                        backend: error.backend().cloned(),
+                    })),
+                    None => Ok(error_response(&error)),
+                },
             }
         })
     }
@@ -118,5 +130,10 @@ pub fn classify(error: &ProxyError) -> (StatusCode, &'static str) {
         ProxyError::BackendTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "backend-timeout"),
         ProxyError::RequestTimeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "request-timeout"),
         ProxyError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad-request"),
+        ProxyError::RequestBody { failure, .. } => match failure {
+            BodyFailure::TimedOut => (StatusCode::REQUEST_TIMEOUT, "request-body-timeout"),
+            BodyFailure::Malformed => (StatusCode::BAD_REQUEST, "request-body-malformed"),
+            BodyFailure::Incomplete => (StatusCode::BAD_REQUEST, "request-body-incomplete"),
+        },
     }
 }

@@ -1,19 +1,29 @@
 //! Proxy hygiene: hop-by-hop headers removed both ways (upgrade headers
-//! kept for an upgrade), `Host` kept or derived from the authority, and the
-//! `X-Forwarded-*` headers set.
+//! kept for an upgrade), one `Host` that agrees with the authority the
+//! request is routed by, and the `X-Forwarded-*` headers set.
+//!
+//! `Host`: a request with more than one `Host` line, or one that is not a
+//! `host[:port]`, or an HTTP/1.1 request with neither `Host` nor an
+//! absolute-form target, is answered 400 (RFC 9112 §3.2). When the target
+//! carries an authority (HTTP/1.1's absolute form, HTTP/2's `:authority`),
+//! that authority is the request's host: routing uses it, and `Host` is
+//! replaced by it (RFC 9112 §3.2.2, RFC 9113 §8.3.1), so the backend and
+//! `X-Forwarded-Host` see the host the request was routed by.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Request, Response, StatusCode, Version};
 use tower::{Layer, Service};
 
+use super::classify::error_response;
 use super::{BoxFuture, ConnInfo};
 use crate::body::Body;
+use crate::error::ProxyError;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -58,15 +68,15 @@ where
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
+        let info = req.extensions().get::<ConnInfo>().copied();
+        if let Err(reason) = settle_host(&mut req) {
+            let peer = info.map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |i| i.peer);
+            let rsp = error_response(&ProxyError::BadRequest { peer, reason });
+            return Box::pin(async move { Ok(rsp) });
+        }
         let upgrade = is_upgrade(req.headers());
         strip_hop_by_hop(req.headers_mut(), upgrade);
-        if !req.headers().contains_key(header::HOST)
-            && let Some(authority) = req.uri().authority()
-            && let Ok(host) = HeaderValue::from_str(authority.as_str())
-        {
-            req.headers_mut().insert(header::HOST, host);
-        }
-        if let Some(info) = req.extensions().get::<ConnInfo>().copied() {
+        if let Some(info) = info {
             set_forwarded(req.headers_mut(), &info);
         }
         let response = self.inner.call(req);
@@ -77,6 +87,78 @@ where
             Ok(rsp)
         })
     }
+}
+
+/// Leaves `req` with one valid `Host`, the target's authority when it has
+/// one; or says why the request is a bad one.
+fn settle_host(req: &mut Request<Body>) -> Result<(), &'static str> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if hosts.next().is_some() {
+        return Err("more than one Host header");
+    }
+    if host.is_some_and(|h| !is_host(h.as_bytes())) {
+        return Err("a Host header that is not host[:port]");
+    }
+    let Some(authority) = req.uri().authority() else {
+        if host.is_none() && req.version() == Version::HTTP_11 {
+            return Err("an HTTP/1.1 request without Host");
+        }
+        return Ok(());
+    };
+    // The authority without userinfo, which never belongs in Host.
+    let target = authority
+        .as_str()
+        .rsplit_once('@')
+        .map_or(authority.as_str(), |(_, host)| host);
+    if host.is_some_and(|h| h.as_bytes() == target.as_bytes()) {
+        return Ok(());
+    }
+    if !is_host(target.as_bytes()) {
+        return Err("a target authority that is not host[:port]");
+    }
+    let value =
+        HeaderValue::from_str(target).map_err(|_| "a target authority that is not host[:port]")?;
+    req.headers_mut().insert(header::HOST, value);
+    Ok(())
+}
+
+/// Whether `value` is `host[:port]`: a name of letters, digits and
+/// `-._~!$&'()*+;=%` (RFC 3986's reg-name, without the comma that only
+/// ever joins two hosts) or a bracketed IP literal, and a numeric port.
+fn is_host(value: &[u8]) -> bool {
+    let (host, port) = match value.first() {
+        Some(b'[') => match value.iter().position(|&b| b == b']') {
+            Some(end) => {
+                let literal = &value[1..end];
+                let ok = !literal.is_empty()
+                    && literal
+                        .iter()
+                        .all(|&b| b.is_ascii_alphanumeric() || b":.%-_~".contains(&b));
+                if !ok {
+                    return false;
+                }
+                (&value[..=end], &value[end + 1..])
+            }
+            None => return false,
+        },
+        _ => match value.iter().rposition(|&b| b == b':') {
+            Some(colon) => (&value[..colon], &value[colon..]),
+            None => (value, &value[value.len()..]),
+        },
+    };
+    let name_ok = host.first() == Some(&b'[')
+        || (!host.is_empty()
+            && host
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+;=%".contains(&b)));
+    let port_ok = match port.split_first() {
+        None => true,
+        // RFC 3986 allows an empty port.
+        Some((b':', digits)) => digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    };
+    name_ok && port_ok
 }
 
 /// Appends `ip` as text: IPv4 by hand, as `Ipv4Addr`'s `Display` (which
@@ -197,6 +279,35 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use super::*;
+
+    #[test]
+    fn hosts_are_host_and_port() {
+        for good in [
+            "a.example",
+            "a.example:8080",
+            "a.example:",
+            "[::1]",
+            "[::1]:80",
+            "10.0.0.1:1",
+            "x_y-z",
+        ] {
+            assert!(is_host(good.as_bytes()), "{good}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "a,b",
+            "a.example:http",
+            "[::1",
+            "[]",
+            "a@b",
+            "a/b",
+            "a.example:123456",
+            "[::1]x",
+        ] {
+            assert!(!is_host(bad.as_bytes()), "{bad}");
+        }
+    }
 
     #[test]
     fn ips_are_written_as_display_writes_them() {

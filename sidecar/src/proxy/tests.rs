@@ -1,6 +1,7 @@
 //! Component tests of the gateway stack against echo backends on real
 //! sockets.
 
+mod hardening;
 mod layers;
 mod pool;
 mod resilience;

@@ -21,6 +21,7 @@ use super::targets::{TargetState, Targets};
 use crate::admin::{metrics_response, text, with_type};
 use crate::body::{self, Body};
 use crate::identity::{CredentialsRx, summary};
+use crate::server::ADMIN_HEADER_READ_TIMEOUT;
 
 /// Path prefix of the app's probes (the injector's `APP_PROBE_PREFIX`).
 pub const APP_PROBE_PREFIX: &str = "/app-probe/";
@@ -82,7 +83,7 @@ impl SidecarAdmin {
                 });
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(5))
+                    .header_read_timeout(ADMIN_HEADER_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(tcp), service);
                 if let Err(error) = conn.await {
                     tracing::debug!(%error, "Admin connection failed");

@@ -20,8 +20,6 @@ use std::time::Duration;
 
 use ferry_core::model::{BackendProtocol, Endpoint};
 use http::Request;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 use prometheus_client::registry::Registry;
 use rand::Rng;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -36,7 +34,6 @@ use super::stack::{SharedLayers, sidecar_stack};
 use super::targets::{ServiceView, Target, TargetState, Targets};
 use crate::body::Body;
 use crate::identity::CredentialsRx;
-use crate::listeners::serve;
 use crate::mesh::client::MeshClient;
 use crate::mesh::dial::{DialMetrics, Dialer};
 use crate::metrics::Metrics;
@@ -45,6 +42,7 @@ use crate::proxy::backend::{Pick, pick};
 use crate::proxy::balance::Balancer;
 use crate::proxy::client::{Client, ClientParams};
 use crate::proxy::retry::{BudgetParams, Budgets};
+use crate::server::{HttpServer, ServerMetrics};
 
 /// Everything the outbound side needs, shared by its connections.
 #[derive(Clone)]
@@ -55,8 +53,6 @@ pub struct Outbound {
     pub first_view_wait: Duration,
     /// Ports never detected: opaque TCP.
     pub opaque_ports: Arc<BTreeSet<u16>>,
-    /// Limit for detection.
-    pub detect_timeout: Duration,
     /// Limit of one plain connect.
     pub connect_timeout: Duration,
     /// The layers every target's stack shares.
@@ -65,8 +61,9 @@ pub struct Outbound {
     pub dialer: Dialer,
     /// Connection metrics.
     pub tcp: TcpMetrics,
-    /// The HTTP server of detected connections.
-    pub http: Arc<auto::Builder<TokioExecutor>>,
+    /// The HTTP server of detected connections, whose limits also bound
+    /// detection (`detect_timeout`).
+    pub server: Arc<HttpServer>,
 }
 
 /// How a connection to a mesh Service is served.
@@ -121,23 +118,15 @@ impl Outbound {
             targets,
             first_view_wait,
             opaque_ports: Arc::new(settings.opaque_ports.clone()),
-            detect_timeout: settings.detect_timeout,
             connect_timeout: settings.connect_timeout,
             layers,
             dialer,
             tcp,
-            http: Self::http_server(),
+            server: Arc::new(HttpServer::new(
+                settings.server,
+                ServerMetrics::register(registry),
+            )),
         }
-    }
-
-    /// The HTTP server settings of outbound connections.
-    pub fn http_server() -> Arc<auto::Builder<TokioExecutor>> {
-        let mut http = auto::Builder::new(TokioExecutor::new());
-        http.http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30));
-        http.http2().timer(TokioTimer::new());
-        Arc::new(http)
     }
 
     /// Accepts and handles redirected connections until the task is
@@ -189,7 +178,7 @@ impl Outbound {
             // `appProtocol` says HTTP (h2c, WebSocket): no detection.
             (Handling::Http, empty)
         } else {
-            match detect(&mut io, self.detect_timeout).await {
+            match detect(&mut io, self.server.params().detect_timeout).await {
                 Ok((Detected::Http1 | Detected::Http2, prefix)) => (Handling::Http, prefix),
                 Ok((Detected::Opaque, prefix)) => (Handling::Opaque, prefix),
                 Err(error) => {
@@ -226,7 +215,7 @@ impl Outbound {
             port: orig.port(),
             tls: false,
         };
-        serve(io, info, service, &self.http).await;
+        self.server.serve(io, info, service).await;
     }
 
     /// Opaque TCP to the Service: one of its endpoints, over mTLS when

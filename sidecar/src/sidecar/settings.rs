@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::probes::AppProbes;
 use crate::mesh::inbound::{BadPolicy, InboundPolicy};
+use crate::server::ServerParams;
 
 /// Port of the inbound listener when `FERRY_INBOUND_PORT` is not set.
 pub const DEFAULT_INBOUND_PORT: u16 = 4143;
@@ -49,9 +50,12 @@ pub struct SidecarSettings {
     /// Ports whose outbound connections are opaque TCP, never detected
     /// (`FERRY_OPAQUE_PORTS`).
     pub opaque_ports: BTreeSet<u16>,
-    /// Limit for reading the first bytes of an outbound connection
-    /// (`FERRY_DETECT_TIMEOUT`); after it, the connection is opaque.
-    pub detect_timeout: Duration,
+    /// Limits on the clients of the outbound and inbound listeners
+    /// ([`ServerParams::sidecar`], or the `FERRY_*` variables of
+    /// [`ServerParams::from_env`]); among them `FERRY_DETECT_TIMEOUT`, how
+    /// long a connection's first bytes are waited for before it is opaque
+    /// (outbound) or not the mesh's (inbound).
+    pub server: ServerParams,
     /// How long the proxy serves on after SIGTERM ([`crate::shutdown`];
     /// the binary's `--drain`, `FERRY_DRAIN`).
     pub drain: Duration,
@@ -94,9 +98,10 @@ impl SidecarSettings {
     /// Reads `FERRY_INBOUND_PORT`, `FERRY_OUTBOUND_PORT`, `FERRY_ADMIN_ADDR`
     /// (else `admin`, the `--admin` flag), `FERRY_APP_PROBES`, the outbound
     /// variables (`FERRY_DISCOVERY_ADDR`, `FERRY_POD_NAMESPACE`,
-    /// `FERRY_OPAQUE_PORTS`, `FERRY_DETECT_TIMEOUT`, `FERRY_DISCOVERY_WAIT`,
+    /// `FERRY_OPAQUE_PORTS`, `FERRY_DISCOVERY_WAIT`,
     /// `FERRY_MAX_TARGETS`, `FERRY_TARGET_IDLE`; durations as `500ms`,
-    /// `2s`, `10m`) from `vars`.
+    /// `2s`, `10m`) and the limits on clients ([`ServerParams::from_env`])
+    /// from `vars`.
     pub fn from_env<I>(vars: I, admin: SocketAddr) -> Result<Self, SettingsError>
     where
         I: IntoIterator<Item = (String, String)>,
@@ -158,7 +163,7 @@ impl SidecarSettings {
                 .collect::<Option<BTreeSet<u16>>>()
                 .ok_or_else(|| error("FERRY_OPAQUE_PORTS", "expected a comma list of ports"))?,
         };
-        let detect_timeout = duration("FERRY_DETECT_TIMEOUT", Duration::from_secs(1))?;
+        let server = ServerParams::from_env(&vars, ServerParams::sidecar())?;
         let discovery = match vars.get("FERRY_DISCOVERY_ADDR").map(|a| a.trim()) {
             None | Some("") => None,
             Some(addr) => {
@@ -222,7 +227,7 @@ impl SidecarSettings {
             inbound_identity_header,
             discovery,
             opaque_ports,
-            detect_timeout,
+            server,
             drain: crate::shutdown::DEFAULT_DRAIN,
         })
     }

@@ -30,7 +30,7 @@ pub struct SharedLayers {
 pub fn sidecar_stack(config: ConfigRx, shared: SharedLayers) -> ProxyService {
     let forward: Forward = ServiceBuilder::new()
         .boxed_clone()
-        .layer(BalanceLayer::new(shared.balancer))
+        .layer(BalanceLayer::new(shared.balancer.clone()))
         .service(shared.client);
     let service = ServiceBuilder::new()
         .layer(MetricsLayer::new(shared.metrics))
@@ -41,7 +41,10 @@ pub fn sidecar_stack(config: ConfigRx, shared: SharedLayers) -> ProxyService {
         .layer(timeout::RequestTimeoutLayer)
         .layer(RetryLayer::new(shared.budgets))
         .layer(timeout::BackendTimeoutLayer)
-        .layer(backend::BackendLayer::new(forward.clone()))
+        .layer(backend::BackendLayer::new(
+            forward.clone(),
+            shared.balancer.clone(),
+        ))
         .service(forward);
     BoxCloneService::new(service)
 }

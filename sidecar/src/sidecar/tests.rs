@@ -60,7 +60,7 @@ fn settings_come_from_the_injectors_variables() {
     assert_eq!(discovery.idle_after, Duration::from_secs(60));
     assert_eq!(discovery.first_view_wait, Duration::from_secs(2));
     assert_eq!(settings.opaque_ports, [5432, 6379].into());
-    assert_eq!(settings.detect_timeout, Duration::from_millis(300));
+    assert_eq!(settings.server.detect_timeout, Duration::from_millis(300));
     assert!(defaults.discovery.is_none() && defaults.opaque_ports.is_empty());
 
     for (name, value) in [

@@ -10,7 +10,6 @@
 //! (501): client proxies never send one.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -21,7 +20,6 @@ use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::client::conn::http2::SendRequest;
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -30,6 +28,7 @@ use crate::body::{self, Body, BoxError};
 use crate::mesh::{CLIENT_IDENTITY_HEADER, ORIG_PROTO_HEADER, upgrade};
 use crate::proxy::client::{Client, ClientParams, SendError};
 use crate::proxy::route::FERRY_ERROR;
+use crate::server::HttpServer;
 
 /// The app's HTTP version, from [`ORIG_PROTO_HEADER`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,20 +171,22 @@ impl AppClient {
     }
 }
 
-/// Serves HTTP/2 on `io` (a terminated mesh connection) until the client
-/// closes it.
-pub async fn serve<I>(io: I, client: Arc<AppClient>, forward: Forward) -> Result<(), hyper::Error>
+/// Serves HTTP/2 on `io` (a terminated mesh connection) through `server`,
+/// under its limits, until the client closes it or a limit does.
+pub async fn serve<I>(
+    server: &HttpServer,
+    io: I,
+    client: Arc<AppClient>,
+    forward: Forward,
+) -> Result<(), hyper::Error>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req: Request<Incoming>| {
-        let (client, forward) = (client.clone(), forward.clone());
-        async move { Ok::<_, Infallible>(to_app(&client, &forward, req).await) }
-    });
-    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .enable_connect_protocol()
-        .serve_connection(TokioIo::new(io), service)
+    server
+        .serve_http2(io, move |req: Request<Incoming>| {
+            let (client, forward) = (client.clone(), forward.clone());
+            async move { to_app(&client, &forward, req).await }
+        })
         .await
 }
 

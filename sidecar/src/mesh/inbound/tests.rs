@@ -57,15 +57,28 @@ fn client_identity() -> Identity {
 }
 
 async fn pod(policy: InboundPolicy, identity_header: bool, app: App) -> Pod {
+    let limits = ServerParams {
+        detect_timeout: Duration::from_millis(200),
+        ..ServerParams::sidecar()
+    };
+    pod_with(policy, identity_header, app, limits).await
+}
+
+/// [`pod`], with `limits` on its clients.
+async fn pod_with(
+    policy: InboundPolicy,
+    identity_header: bool,
+    app: App,
+    limits: ServerParams,
+) -> Pod {
     let ca = TestCa::new();
     let (credentials, rx) = watch::channel(Some(Arc::new(ca.credentials(&server_identity()))));
     let mut registry = Registry::default();
     let metrics = InboundMetrics::register(&mut registry);
     let tcp = TcpMetrics::register(&mut registry);
-    let params = InboundParams {
-        detect_timeout: Duration::from_millis(200),
-        ..InboundParams::new(policy, identity_header, Duration::from_secs(1))
-    };
+    let server = HttpServer::new(limits, ServerMetrics::default());
+    let params = InboundParams::new(policy, identity_header, Duration::from_secs(1))
+        .with_server(Arc::new(server));
     let inbound = Inbound::new(params, rx, metrics, tcp);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -342,3 +342,146 @@ async fn in_flight_requests_survive_a_config_change() {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.backend(), Some("slow"));
 }
+
+/// A 50/50 split where one Service's only endpoint refuses connections:
+/// once the refusal is known, that share falls over to the other backend
+/// instead of failing for the whole outage.
+#[tokio::test]
+async fn dead_backend_share_falls_over_to_the_other_backend() {
+    let a = EchoBackend::start("a").await;
+    let proxy = Proxy::new(split_with_dead_backend(&a, None));
+    let mut failures = 0;
+    for _ in 0..100 {
+        if proxy.get("example.com", "/").await.status != StatusCode::OK {
+            failures += 1;
+        }
+    }
+    assert!(failures <= 1, "{failures} of 100 requests failed");
+    assert!(a.hits() >= 99);
+}
+
+/// With `retry`, the retry of a connect failure goes to another endpoint
+/// (here, of the other backend), so no request fails, even with a budget
+/// that allows almost no retries.
+#[tokio::test]
+async fn retry_of_a_connect_failure_goes_to_another_endpoint() {
+    let a = EchoBackend::start("a").await;
+    let retry = RetryPolicy {
+        codes: vec![],
+        attempts: 1,
+        backoff: Some(Duration::from_millis(1)),
+    };
+    let stingy = crate::proxy::retry::BudgetParams {
+        ttl: Duration::from_secs(10),
+        min_per_sec: 1,
+        ratio: 0.0,
+    };
+    let proxy = Proxy::with_budget(split_with_dead_backend(&a, Some(retry.clone())), stingy);
+    for i in 0..100 {
+        let answer = proxy.get("example.com", "/").await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "request {i}: {}",
+            answer.body
+        );
+    }
+
+    // Within one backend: the retry skips the endpoint that refused.
+    let b = EchoBackend::start("b").await;
+    let dead = ferry_core::model::Endpoint::Addr(([127, 0, 0, 1], free_port()).into());
+    for order in [
+        vec![dead.clone(), ferry_core::model::Endpoint::Addr(b.addr)],
+        vec![ferry_core::model::Endpoint::Addr(b.addr), dead.clone()],
+    ] {
+        let mut act = action(0, vec![weighted(1, Some(id("b")))], vec![]);
+        act.retry = Some(retry.clone());
+        let backend = Backend {
+            endpoints: order,
+            protocol: BackendProtocol::Http1,
+        };
+        let proxy = Proxy::with_budget(
+            config(
+                None,
+                vec![entry(prefix("/"), act)],
+                vec![(id("b"), backend)],
+            ),
+            stingy,
+        );
+        for i in 0..20 {
+            let answer = proxy.get("example.com", "/").await;
+            assert_eq!(
+                answer.status,
+                StatusCode::OK,
+                "request {i}: {}",
+                answer.body
+            );
+        }
+    }
+}
+
+/// A rule splitting 50/50 between `a` and `dead`, whose only endpoint
+/// refuses connections.
+fn split_with_dead_backend(
+    a: &EchoBackend,
+    retry: Option<RetryPolicy>,
+) -> ferry_core::model::ProxyConfig {
+    let mut act = action(
+        0,
+        vec![weighted(50, Some(id("a"))), weighted(50, Some(id("dead")))],
+        vec![],
+    );
+    act.retry = retry;
+    let dead = Backend {
+        endpoints: vec![ferry_core::model::Endpoint::Addr(
+            ([127, 0, 0, 1], free_port()).into(),
+        )],
+        protocol: BackendProtocol::Http1,
+    };
+    config(
+        None,
+        vec![entry(prefix("/"), act)],
+        vec![(id("a"), a.backend()), (id("dead"), dead)],
+    )
+}
+
+/// The share of a failing backend falls over to the others in proportion
+/// to their own weights.
+#[tokio::test]
+async fn fall_over_keeps_the_other_backends_weights() {
+    let b = EchoBackend::start("b").await;
+    let c = EchoBackend::start("c").await;
+    let dead = Backend {
+        endpoints: vec![ferry_core::model::Endpoint::Addr(
+            ([127, 0, 0, 1], free_port()).into(),
+        )],
+        protocol: BackendProtocol::Http1,
+    };
+    let act = action(
+        0,
+        vec![
+            weighted(50, Some(id("dead"))),
+            weighted(30, Some(id("b"))),
+            weighted(20, Some(id("c"))),
+        ],
+        vec![],
+    );
+    let proxy = Proxy::new(config(
+        None,
+        vec![entry(prefix("/"), act)],
+        vec![
+            (id("dead"), dead),
+            (id("b"), b.backend()),
+            (id("c"), c.backend()),
+        ],
+    ));
+    for _ in 0..1000 {
+        proxy.get("example.com", "/").await;
+    }
+    let share = b.hits() as f64 / (b.hits() + c.hits()) as f64;
+    assert!(b.hits() + c.hits() >= 999);
+    assert!(
+        (share - 0.6).abs() < 0.05,
+        "b got {share} of the fallen-over traffic"
+    );
+}

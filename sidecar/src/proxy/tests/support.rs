@@ -26,13 +26,14 @@ use tower::ServiceExt;
 
 use crate::body::{self, Body};
 use crate::config::{Compiled, ConfigRx, Publisher};
-use crate::listeners::{Listeners, ServerParams};
+use crate::listeners::Listeners;
 use crate::mesh::client::MeshClient;
 use crate::metrics::Metrics;
 use crate::proxy::balance::Balancer;
 use crate::proxy::client::{Client, ClientParams};
 use crate::proxy::retry::{BudgetParams, Budgets};
 use crate::proxy::{ConnInfo, ProxyService, StackParams, gateway_stack};
+use crate::server::{HttpServer, ServerMetrics, ServerParams};
 
 pub(super) const PORT: u16 = 8080;
 
@@ -293,7 +294,7 @@ impl Proxy {
         let listeners = Listeners::new(
             Ipv4Addr::LOCALHOST.into(),
             self.service.clone(),
-            params,
+            HttpServer::new(params, ServerMetrics::default()),
             self.config.clone(),
         );
         tokio::spawn(listeners.run());

@@ -20,12 +20,12 @@ use crate::body;
 #[derive(Debug)]
 struct AcceptAny;
 
-struct Cert {
-    der: Vec<u8>,
-    server: ServerCertificate,
+pub(super) struct Cert {
+    pub(super) der: Vec<u8>,
+    pub(super) server: ServerCertificate,
 }
 
-fn cert(san: &str, hostname: Option<&str>) -> Cert {
+pub(super) fn cert(san: &str, hostname: Option<&str>) -> Cert {
     let key = rcgen::generate_simple_self_signed(vec![san.to_string()]).unwrap();
     Cert {
         der: key.cert.der().to_vec(),
@@ -74,7 +74,7 @@ impl ServerCertVerifier for AcceptAny {
     }
 }
 
-async fn connect(port: u16) -> TcpStream {
+pub(super) async fn connect(port: u16) -> TcpStream {
     for _ in 0..100 {
         if let Ok(tcp) = TcpStream::connect(("127.0.0.1", port)).await {
             return tcp;
@@ -84,7 +84,7 @@ async fn connect(port: u16) -> TcpStream {
     panic!("proxy did not listen on {port}");
 }
 
-async fn tls_connect(
+pub(super) async fn tls_connect(
     port: u16,
     sni: &str,
     alpn: &[&[u8]],
@@ -254,7 +254,7 @@ fn listening_proxy(a: &EchoBackend) -> (Proxy, u16) {
 
 /// A proxy on a free port (not yet listening) whose one route sends every
 /// request for `hostname` (any with `None`) to `backend`.
-fn proxy_to(hostname: Option<&str>, backend: Backend) -> (Proxy, u16) {
+pub(super) fn proxy_to(hostname: Option<&str>, backend: Backend) -> (Proxy, u16) {
     let port = free_port();
     let mut cfg = config(
         hostname,
@@ -270,7 +270,7 @@ fn proxy_to(hostname: Option<&str>, backend: Backend) -> (Proxy, u16) {
 
 /// Writes `bytes` and reads until the proxy closes, or briefly. The write
 /// side stays open: hyper closes on a client's half close.
-async fn exchange(port: u16, bytes: &[u8]) -> String {
+pub(super) async fn exchange(port: u16, bytes: &[u8]) -> String {
     let mut tcp = connect(port).await;
     let _ = tcp.write_all(bytes).await;
     let mut out = Vec::new();
@@ -315,9 +315,9 @@ async fn bad_input_never_takes_the_listener_down() {
 async fn slow_headers_are_cut_off() {
     let a = EchoBackend::start("a").await;
     let (proxy, port) = listening_proxy(&a);
-    proxy.listen_with(crate::listeners::ServerParams {
+    proxy.listen_with(crate::server::ServerParams {
         header_read_timeout: Duration::from_millis(200),
-        ..crate::listeners::ServerParams::default()
+        ..crate::server::ServerParams::default()
     });
     let mut tcp = connect(port).await;
     tcp.write_all(b"GET / HTTP/1.1\r\nHost: exa").await.unwrap();

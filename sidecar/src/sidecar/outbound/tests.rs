@@ -463,6 +463,46 @@ async fn opaque_ports_skip_detection_and_unmeshed_endpoints_get_plain_tcp() {
     assert!(answer.starts_with("HTTP/1.1 502"), "{answer}");
 }
 
+/// A connection to a Service whose `appProtocol` says HTTP skips
+/// detection; one that never sends a request is closed at the header read
+/// timeout, as a gateway's is. One to a Service whose protocol is detected
+/// is opaque after the detection timeout, and forwarded.
+#[tokio::test]
+async fn silent_connections_are_closed_or_forwarded() {
+    use crate::server::{HttpServer, ServerMetrics, ServerParams};
+
+    let echo = plain_echo("plain").await;
+    let h2c = move || {
+        let mut view = one_endpoint(echo, None)()?;
+        if let OutboundConfig::Service { protocol_hint, .. } = &mut view {
+            *protocol_hint = BackendProtocol::H2c;
+        }
+        Ok(view)
+    };
+    let limits = ServerParams {
+        header_read_timeout: Duration::from_millis(300),
+        detect_timeout: Duration::from_millis(300),
+        ..ServerParams::sidecar()
+    };
+    let (mut http, _) = outbound(h2c, None);
+    http.server = Arc::new(HttpServer::new(limits, ServerMetrics::default()));
+    let proxy = listen(http, "10.96.0.12:9080".parse().unwrap()).await;
+    let mut silent = TcpStream::connect(proxy).await.unwrap();
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(3), silent.read_to_end(&mut out)).await;
+    assert!(closed.is_ok(), "a silent HTTP connection is still open");
+
+    let (mut detected, _) = outbound(one_endpoint(echo, None), None);
+    detected.server = Arc::new(HttpServer::new(limits, ServerMetrics::default()));
+    let proxy = listen(detected, "10.96.0.12:9080".parse().unwrap()).await;
+    let mut quiet = TcpStream::connect(proxy).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    quiet.write_all(b"hello").await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), quiet.read_to_end(&mut out)).await;
+    assert_eq!(out, b"plain:hello", "forwarded as opaque TCP");
+}
+
 #[tokio::test]
 async fn passthrough_and_unreachable_discovery_forward_to_the_original_destination() {
     let echo = plain_echo("orig").await;

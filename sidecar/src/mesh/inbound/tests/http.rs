@@ -201,3 +201,30 @@ async fn a_plain_connect_from_another_proxy_is_refused() {
     assert_eq!(rsp.headers()["ferry-error"], "connect");
     assert_eq!(pod.app.accepted.load(Ordering::SeqCst), 0);
 }
+
+/// A client proxy that completes its handshake and sends nothing is closed
+/// at the header read timeout; an HTTP/2 connection left idle after a
+/// request is sent a GOAWAY at the idle timeout.
+#[tokio::test]
+async fn silent_and_idle_mesh_connections_are_closed() {
+    let limits = ServerParams {
+        detect_timeout: Duration::from_millis(200),
+        header_read_timeout: Duration::from_millis(300),
+        http2_idle_timeout: Duration::from_millis(500),
+        ..ServerParams::sidecar()
+    };
+    let pod = pod_with(InboundPolicy::Strict, false, http_app().await, limits).await;
+    let mut quiet = mesh_connect(&pod, &pod.ca, ALPN_HTTP).await.unwrap();
+    read_to_close(&mut quiet).await;
+
+    let tls = mesh_connect(&pod, &pod.ca, ALPN_HTTP).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let (status, _) = get(&mut sender, &[]).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let closed = tokio::time::timeout(Duration::from_secs(3), conn).await;
+    assert!(matches!(closed, Ok(Ok(Ok(())))), "{closed:?}");
+}
