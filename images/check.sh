@@ -38,7 +38,7 @@ cleanup() {
       c task kill -s KILL "$id" >/dev/null 2>&1
       for _ in 1 2 3 4 5 6 7 8 9 10; do
         c task delete "$id" >/dev/null 2>&1 && break
-        c task ls -q 2>/dev/null | grep -qx "$id" || break
+        c task ls -q 2>/dev/null | grep -x "$id" >/dev/null || break
         sleep 0.2
       done
       c container delete "$id" >/dev/null 2>&1
@@ -48,7 +48,7 @@ cleanup() {
   fi
   # Shims left behind (normally none): only those serving this containerd.
   for p in /proc/[0-9]*; do
-    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -q -- "-address $dir/containerd.sock" && kill -KILL "${p#/proc/}" 2>/dev/null
+    tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -- "-address $dir/containerd.sock" >/dev/null && kill -KILL "${p#/proc/}" 2>/dev/null
   done
   awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do umount "$m"; done
   rm -rf "$dir"
@@ -119,7 +119,7 @@ wait_running() {
 for name in proxy control echo; do
   c images import "$out/ferry-$name.tar" >/dev/null 2>"$dir/import.err" \
     || { cat "$dir/import.err" >&2; fail "import of ferry-$name.tar"; }
-  c images ls -q | grep -qx "localhost/ferry/$name:$version" || fail "no localhost/ferry/$name:$version after import"
+  c images ls -q | grep -x "localhost/ferry/$name:$version" >/dev/null || fail "no localhost/ferry/$name:$version after import"
 done
 ok "the three tarballs import as localhost/ferry/{proxy,control,echo}:$version"
 

@@ -24,7 +24,7 @@ log() { printf 'node/build.sh: %s\n' "$*" >&2; }
 installed() {
   local pkg
   for pkg in "$@"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || return 1
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep 'install ok installed' >/dev/null || return 1
   done
 }
 complete() {

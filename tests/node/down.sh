@@ -11,7 +11,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 T0=$(date +%s.%N)
 mark() { awk -v a="$T0" -v b="$(date +%s.%N)" -v m="$*" 'BEGIN { printf "[%5.1fs] %s\n", b - a, m }'; }
 [ "$(id -u)" -eq 0 ] || { echo "down.sh: needs root" >&2; exit 1; }
-ours() { { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null | grep -qF -- "$2"; }
+ours() { { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null | grep -F -- "$2" >/dev/null; }
 # Running, not a zombie: our daemons' parent is gone, and whoever inherits
 # them may reap them late.
 alive() { [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
@@ -132,7 +132,7 @@ if command -v nft >/dev/null; then
       ! grep -qx "nft table $fam $t" "$BASELINE" 2>/dev/null || continue
       nft list table "$fam" "$t" >/dev/null 2>&1 || continue
       # only when no chain holds a rule any more
-      if ! nft list table "$fam" "$t" | grep -qvE '^\s*(table|chain|type|policy|\}|$)'; then
+      if ! nft list table "$fam" "$t" | grep -vE '^\s*(table|chain|type|policy|\}|$)' >/dev/null; then
         nft delete table "$fam" "$t"
       fi
     done

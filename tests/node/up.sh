@@ -177,11 +177,11 @@ start dnsmasq /usr/sbin/dnsmasq --keep-in-foreground --conf-file=/dev/null \
 start dns-feeder python3 "$HERE/dns-feeder.py" "https://$NODE_IP:$API_PORT" \
   "$P/ca.crt" "$P/dns.crt" "$P/dns.key" "$RUN/dns/hosts" "$(cat "$RUN/pids/dnsmasq.pid")" "$CLUSTER_DOMAIN"
 
-resolves() { busybox nslookup "$1" "$NODE_IP" 2>/dev/null | grep -q "Address.*$2"; }
+resolves() { busybox nslookup "$1" "$NODE_IP" 2>/dev/null | grep "Address.*$2" >/dev/null; }
 wait_for 30 "the cluster DNS" resolves "kubernetes.default.svc.$CLUSTER_DOMAIN" "$SVC_IP_API"
 mark "DNS answers"
 ready() {
-  kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -qx True
+  kubectl get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' | grep -x True >/dev/null
 }
 wait_for 120 "node $NODE_NAME Ready" ready
 mark "node $NODE_NAME Ready"
