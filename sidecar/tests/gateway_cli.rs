@@ -148,16 +148,18 @@ endpoints:
 }
 
 fn start(dir: &Path, admin: SocketAddr) -> Proxy {
-    start_with(dir, admin, &[])
+    start_with(dir, admin, &[], &[])
 }
 
-fn start_with(dir: &Path, admin: SocketAddr, extra: &[&str]) -> Proxy {
+/// The gateway on `dir` with `extra` arguments and `vars` in its environment.
+fn start_with(dir: &Path, admin: SocketAddr, extra: &[&str], vars: &[(&str, &str)]) -> Proxy {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferry-proxy"))
         .args(["--mode", "gateway", "--config"])
         .arg(dir)
         .args(["--bind", "127.0.0.1", "--admin", &admin.to_string()])
         .args(extra)
         .env("FERRY_LOG", "info")
+        .envs(vars.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -513,7 +515,7 @@ async fn sigterm_drains_before_exit() {
         format!("{}---\n{}", service_yaml("v1", v1), service_yaml("v2", v1)),
     )
     .unwrap();
-    let mut proxy = start_with(dir.path(), admin, &["--drain", "2s"]);
+    let mut proxy = start_with(dir.path(), admin, &["--drain", "2s"], &[]);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     wait_until("/ready", || async {
         admin_get(&client, admin, "/ready")
@@ -552,30 +554,6 @@ async fn sigterm_drains_before_exit() {
 }
 
 /// [`start`], with `vars` in the proxy's environment.
-fn start_with_env(dir: &Path, admin: SocketAddr, vars: &[(&str, &str)]) -> Proxy {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry-proxy"))
-        .args(["--mode", "gateway", "--config"])
-        .arg(dir)
-        .args(["--bind", "127.0.0.1", "--admin", &admin.to_string()])
-        .env("FERRY_LOG", "info")
-        .envs(vars.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let sink = stderr.clone();
-    let pipe = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            let mut sink = sink.lock().unwrap();
-            sink.push_str(&line);
-            sink.push('\n');
-        }
-    });
-    Proxy { child, stderr }
-}
-
 /// A backend that reads the whole request body before answering 200 with
 /// `x-backend: NAME` and the request's `host` and body length.
 async fn reading_backend(name: &'static str) -> SocketAddr {
@@ -674,9 +652,10 @@ spec:
         ),
     )
     .unwrap();
-    let proxy = start_with_env(
+    let proxy = start_with(
         dir.path(),
         admin,
+        &[],
         &[
             ("FERRY_HEADER_READ_TIMEOUT", "1s"),
             ("FERRY_BODY_TIMEOUT", "1s"),

@@ -52,7 +52,9 @@ impl Binaries {
 
 /// The same directory `kube.sh` uses: `$FERRY_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/ferry`, else `~/.cache/ferry`.
-fn cache_dir() -> Result<PathBuf> {
+/// Ferry's cache of built binaries: `FERRY_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/ferry`, else `~/.cache/ferry`.
+pub(crate) fn cache_dir() -> Result<PathBuf> {
     if let Some(dir) = env::var_os("FERRY_CACHE_DIR") {
         return Ok(PathBuf::from(dir));
     }

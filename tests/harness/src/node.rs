@@ -105,7 +105,8 @@ impl NodeBuilder {
             bail!("{why}");
         }
         let scripts = workspace().join("tests/node");
-        let stamp = cache_dir()?.join(format!("node-{}/bin/.complete", crate::KUBE_VERSION));
+        let stamp = crate::binaries::cache_dir()?
+            .join(format!("node-{}/bin/.complete", crate::KUBE_VERSION));
         if !stamp.is_file() {
             bail!(
                 "{} is missing: run tests/node/setup.sh once (it builds kubelet, kube-proxy, \
@@ -122,7 +123,8 @@ impl NodeBuilder {
 
         let files = Files {
             kubeconfig: dir.join("run/pki/admin.kubeconfig"),
-            kubectl: cache_dir()?.join(format!("node-{}/bin/kubectl", crate::KUBE_VERSION)),
+            kubectl: crate::binaries::cache_dir()?
+                .join(format!("node-{}/bin/kubectl", crate::KUBE_VERSION)),
             dir: dir.clone(),
         };
 
@@ -568,17 +570,6 @@ fn workspace() -> PathBuf {
 }
 
 /// The cache of `tests/cluster/kube.sh` and `tests/node/build.sh`.
-fn cache_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("FERRY_CACHE_DIR") {
-        return Ok(PathBuf::from(dir));
-    }
-    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
-        return Ok(Path::new(&dir).join("ferry"));
-    }
-    let home = std::env::var_os("HOME").context("neither FERRY_CACHE_DIR nor HOME is set")?;
-    Ok(Path::new(&home).join(".cache/ferry"))
-}
-
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     let mut out = all[all.len().saturating_sub(lines)..].join("\n");
